@@ -1,0 +1,1 @@
+"""Data, losses, metrics and preprocessing for anti-compression facial forgery detection."""

@@ -1,0 +1,45 @@
+"""The flags every script shares, so that --face-root or --workers mean the same everywhere.
+
+Scripts keep their defaults as UPPERCASE constants at the top and pass them in here:
+    p = argparse.ArgumentParser(description=__doc__)
+    cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT)
+"""
+import os
+
+HELP = {
+    "ffpp_root": "FF++ root holding original_sequences/ and manipulated_sequences/",
+    "locs": "folder of face-location JSONs (dlib_<Method>.json, dlib_real.json)",
+    "face_root": "face crop tree: <Method or real>/<c23|c40|masks>/<video>/<frame>.png",
+    "splits": "folder with FF++'s train.json, val.json, test.json",
+    "out": "where this script writes its output",
+    "device": "auto, cpu, cuda or cuda:N",
+    "workers": "worker processes (0 = in the main process)",
+    "image_size": "side of the square face image in pixels",
+    "batch_size": "samples per batch",
+    "epochs": "training epochs",
+    "seed": "random seed",
+}
+
+
+def add_common(parser, **defaults):
+    """Add the shared flags named in defaults, each with its default and its standard help."""
+    for name, default in defaults.items():
+        kind = type(default) if default is not None and not isinstance(default, bool) else str
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind,
+                            help=f"{HELP[name]} (default: {default})")
+    return parser
+
+
+def default_workers():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_device(name):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device

@@ -1,0 +1,75 @@
+"""FaceForensics++ on-disk layout, split files and the face/ crop tree, in one place."""
+import urllib.request
+from pathlib import Path
+
+from .fileio import read_json, write_bytes
+
+METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
+REAL = "real"
+COMPRESSIONS = ("c23", "c40")
+MASKS = "masks"
+SPLITS = ("train", "val", "test")
+SPLITS_URL = "https://raw.githubusercontent.com/ondyari/FaceForensics/master/dataset/splits/{}.json"
+
+
+def video_path(root, method, quality, video):
+    """Path of one FF++ video. method is one of METHODS or REAL; quality is c23, c40 or masks."""
+    root = Path(root)
+    if method == REAL:
+        if quality == MASKS:
+            raise ValueError("real videos have no masks")
+        return root / "original_sequences" / "youtube" / quality / "videos" / f"{video}.mp4"
+    return root / "manipulated_sequences" / method / quality / "videos" / f"{video}.mp4"
+
+
+def videos_dir(root, method, quality):
+    return video_path(root, method, quality, "x").parent
+
+
+def face_dir(face_root, method, quality, video):
+    """Folder of one video's crops: face/<method or real>/<c23|c40|masks>/<video>/."""
+    return Path(face_root) / method / quality / str(video)
+
+
+def target_of(video):
+    """The original whose frames a fake was built on: NNN for NNN_MMM (FF++ puts the target first)."""
+    return str(video).split("_")[0]
+
+
+def split_videos(pairs, method):
+    """Video names of one split for one method (REAL: id1 and id2; fakes: id1_id2 and id2_id1)."""
+    if method == REAL:
+        return [v for a, b in pairs for v in (a, b)]
+    return [v for a, b in pairs for v in (f"{a}_{b}", f"{b}_{a}")]
+
+
+def read_split(splits_dir, name):
+    """One split file as a list of [id1, id2] pairs, with an error that says what to do."""
+    path = Path(splits_dir) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: split file not found. Download FF++'s official splits with "
+            f"`python -m forensics.ffpp --out {splits_dir}` or pass --splits DIR")
+    pairs = read_json(path, "split file")
+    if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(i, str) for i in p) for p in pairs):
+        raise ValueError(f"{path}: expected a JSON list of [id1, id2] string pairs, as FF++'s split files are")
+    return pairs
+
+
+def download_splits(out_dir):
+    """Fetch FF++'s official train/val/test split files from the FaceForensics repository."""
+    for name in SPLITS:
+        with urllib.request.urlopen(SPLITS_URL.format(name), timeout=30) as r:
+            data = r.read()
+        write_bytes(Path(out_dir) / f"{name}.json", data)
+        read_split(out_dir, name)
+        print(f"wrote {Path(out_dir) / f'{name}.json'}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="Download FF++'s official split files (needs a network).")
+    p.add_argument("--out", default="jsons", help="folder to write train.json, val.json, test.json into")
+    download_splits(p.parse_args().out)
