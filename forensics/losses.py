@@ -1,0 +1,93 @@
+"""The detector's losses. Each takes plain tensors, so a test can check it against its formula."""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+MASK_THRESHOLD = 0.2
+
+
+def metric_loss(embedding, label, r1=0.01, r2=18.0):
+    """Hinge around the fixed centre 0: real (label 0) within r1, fake (label 1) beyond r2.
+    mean((1 - y) * max(0, d - r1) + y * max(0, r2 - d)), d = ||e||."""
+    d = embedding.float().norm(dim=1)
+    y = label.float()
+    return ((1 - y) * F.relu(d - r1) + y * F.relu(r2 - d)).mean()
+
+
+def pairing_loss(hq_embedding, lq_embedding):
+    """Mean L2 distance between the HQ and LQ embeddings of the same frame."""
+    return (hq_embedding.float() - lq_embedding.float()).norm(dim=1).mean()
+
+
+def attention_transfer_loss(hq_map, lq_map):
+    """Mean L2 distance between the per-sample L2-normalised maps."""
+    hq = F.normalize(hq_map.float().flatten(1), dim=1)
+    lq = F.normalize(lq_map.float().flatten(1), dim=1)
+    return (hq - lq).norm(dim=1).mean()
+
+
+def mask_target(mask, size):
+    """Manipulation mask (uint8 0..255, Bx1xHxW) resized to the map and binarised at 0.2."""
+    resized = F.interpolate(mask.float() / 255.0, size=size, mode="area")
+    return (resized > MASK_THRESHOLD).float()
+
+
+def mask_loss(attention, target):
+    """Binary cross-entropy of a map in [0, 1] against a binary target, computed in fp32 with
+    autocast off: F.binary_cross_entropy is not allowed under autocast, and bf16 would round it."""
+    with torch.autocast(attention.device.type, enabled=False):
+        return F.binary_cross_entropy(attention.float(), target.float())
+
+
+def classification_loss(logits, label):
+    return F.cross_entropy(logits.float(), label.long())
+
+
+def critic_loss(critic, hq_features, lq_features, gp_weight=10.0):
+    """WGAN-GP critic loss: the critic scores HQ features high and LQ features low; the gradient
+    penalty keeps it 1-Lipschitz on random interpolates."""
+    hq, lq = hq_features.detach().float(), lq_features.detach().float()
+    alpha = torch.rand(hq.shape[0], 1, 1, 1, device=hq.device)
+    mixed = (alpha * hq + (1 - alpha) * lq).requires_grad_(True)
+    grad, = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return critic(lq).mean() - critic(hq).mean() + gp_weight * penalty
+
+
+def adversarial_loss(critic, hq_features, lq_features):
+    """What the heads minimise to fool the critic: its Wasserstein estimate between HQ and LQ features."""
+    return critic(hq_features.float()).mean() - critic(lq_features.float()).mean()
+
+
+@dataclass
+class LossWeights:
+    """Loss weights; metric radii r1, r2 and the 0.2 pairing weight are those of the released script."""
+    r1: float = 0.01
+    r2: float = 18.0
+    metric: float = 1.0
+    pairing: float = 0.2
+    attention: float = 1.0
+    mask: float = 1.0
+    classifier: float = 0.0
+    adversarial: float = 0.0
+    gradient_penalty: float = 10.0
+
+
+def detector_losses(out, label, mask, w: LossWeights, critic=None):
+    """All the heads' and tail's terms for one batch of the detector's forward output."""
+    target = mask_target(mask, out["hq_map"].shape[-2:])
+    terms = {
+        "metric_hq": w.metric * metric_loss(out["hq_emb"], label, w.r1, w.r2),
+        "metric_lq": w.metric * metric_loss(out["lq_emb"], label, w.r1, w.r2),
+        "pairing": w.pairing * pairing_loss(out["hq_emb"], out["lq_emb"]),
+        "attention": w.attention * attention_transfer_loss(out["hq_map"], out["lq_map"]),
+        "mask_hq": w.mask * mask_loss(out["hq_map"], target),
+        "mask_lq": w.mask * mask_loss(out["lq_map"], target),
+    }
+    if w.classifier and "hq_logits" in out:
+        terms["cls_hq"] = w.classifier * classification_loss(out["hq_logits"], label)
+        terms["cls_lq"] = w.classifier * classification_loss(out["lq_logits"], label)
+    if w.adversarial and critic is not None:
+        terms["adversarial"] = w.adversarial * adversarial_loss(critic, out["hq_feat"], out["lq_feat"])
+    return sum(terms.values()), terms

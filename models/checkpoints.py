@@ -1,0 +1,83 @@
+"""Checkpoints in the released format: one file per part, {'net': state_dict, 'optim': optimizer state}.
+
+Everything is read with torch.load(weights_only=True): a file that would need to run code is refused.
+"""
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+from forensics.fileio import write_torch
+
+RUN_PARTS = ("tail", "hq_head", "lq_head")
+RELEASED_PARTS = ("tail", "head")  # released files: head_{N:06d}.tar is the LQ head
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file and what to do."""
+
+
+def checkpoint_path(directory, part, epoch):
+    return Path(directory) / f"{part}_{int(epoch):06d}.tar"
+
+
+def read_checkpoint(path):
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused: the file holds Python objects that could run code, "
+                              f"not only tensors ({str(e).splitlines()[0]}). Re-save it as a plain state dict.") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({e}); copy or download it again") from None
+
+
+def strip_prefixes(state):
+    """Drop the 'module.' left by DataParallel/DDP and the '_orig_mod.' left by torch.compile."""
+    return {re.sub(r"^(module\.|_orig_mod\.)+", "", k): v for k, v in state.items()}
+
+
+def read_state_dict(path):
+    """A state dict from a bare state dict or a {'net'|'state_dict'|'model': ...} wrapper."""
+    return _state_dict_of(read_checkpoint(path), path)
+
+
+def _state_dict_of(obj, path):
+    if isinstance(obj, dict):
+        for key in ("net", "state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: no state dict of tensors found in this file")
+    return strip_prefixes(obj)
+
+
+def load_part(module, path):
+    """Load one part with strict checking (a mismatch says it is another architecture);
+    returns the optimizer state saved beside it, or None."""
+    obj = read_checkpoint(path)
+    state = _state_dict_of(obj, path)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        detail = (f"missing {len(missing)} tensors (first: {missing[0]})" if missing else "") + \
+                 ("; " if missing and unexpected else "") + \
+                 (f"{len(unexpected)} unexpected (first: {unexpected[0]})" if unexpected else "")
+        raise CheckpointError(f"{path}: checkpoint of another architecture for {type(module).__name__}: {detail}")
+    bad = sorted(k for k in own if tuple(own[k].shape) != tuple(state[k].shape))
+    if bad:
+        raise CheckpointError(f"{path}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
+                              f"expected {tuple(own[bad[0]].shape)}: checkpoint of another architecture")
+    module.load_state_dict(state, strict=True)
+    return (obj.get("optim") or None) if "net" in obj else None
+
+
+def save_part(path, module, optimizer=None):
+    state = strip_prefixes(module.state_dict())
+    write_torch(path, {"net": state, "optim": optimizer.state_dict() if optimizer is not None else {}})
