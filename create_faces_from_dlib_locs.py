@@ -1,0 +1,45 @@
+"""Cut the face/ tree from the face-location files: the c23, c40 and mask crops of a frame with one box.
+
+Layout: face/<Method>/{c23,c40,masks}/<video>/<frame>.png and face/real/{c23,c40}/<video>/<frame>.png.
+Each video is decoded once. Crops are written atomically and a folder is marked complete last, so a rerun
+skips finished videos and redoes only what a crash interrupted.
+"""
+import argparse
+import sys
+
+from forensics import cli, crops, ffpp
+
+FFPP_ROOT = "FaceForensics++"
+LOCS = "jsons"
+FACE_ROOT = "face"
+IMAGE_SIZE = 299
+WORKERS = cli.default_workers()
+MAX_FRAMES = 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common(p, ffpp_root=FFPP_ROOT, locs=LOCS, out=FACE_ROOT, image_size=IMAGE_SIZE, workers=WORKERS)
+    p.add_argument("--face-root", dest="out", help="same as --out: the face crop tree to write")
+    p.add_argument("--splits", default=None,
+                   help="folder with FF++'s train.json, val.json, test.json (default: --locs); used with --split")
+    p.add_argument("--split", choices=ffpp.SPLITS + ("all",), default=None,
+                   help="only the videos of this split (default: every video in the location files)")
+    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS])
+    p.add_argument("--max-frames", type=int, default=MAX_FRAMES,
+                   help="only frames below this index, 0 for every frame with a box (default: 0)")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if anything was skipped")
+    args = p.parse_args(argv)
+    try:
+        tally = crops.create_faces(
+            args.ffpp_root, args.locs, args.out, methods=args.methods, image_size=args.image_size,
+            max_frames=args.max_frames or None, splits_dir=args.splits or args.locs, split=args.split,
+            workers=args.workers)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print(tally.summary())
+    return 1 if args.strict and tally.skips else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Find one face per FF++ video with dlib and write its boxes to jsons/dlib_<Method>.json and dlib_real.json.
+
+The crops of the c23, c40 and mask videos are all cut with these boxes (create_faces_from_dlib_locs.py),
+so detection runs once, on one compression level. Files in the format released with the paper's code
+({video: {frame: [x, y, size]}}) can be used instead.
+"""
+import argparse
+import sys
+
+from forensics import cli, crops, faces, ffpp
+
+FFPP_ROOT = "FaceForensics++"
+OUT = "jsons"
+WORKERS = cli.default_workers()
+COMPRESSION = "c23"
+MAX_FRAMES = 270  # the released training used the first 270 frames of a video, its test the first 140
+STRIDE = 1
+DETECTOR = "hog"
+UPSAMPLE = 0
+DETECT_SIZE = 640
+SCALE = 1.3
+MAX_GAP = 5
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common(p, ffpp_root=FFPP_ROOT, out=OUT, workers=WORKERS)
+    p.add_argument("--splits", default=None,
+                   help="folder with FF++'s train.json, val.json, test.json (default: --out); used with --split")
+    p.add_argument("--split", choices=ffpp.SPLITS + ("all",), default=None,
+                   help="only the videos of this split (default: every video found on disk)")
+    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS])
+    p.add_argument("--compression", choices=ffpp.COMPRESSIONS, default=COMPRESSION,
+                   help=f"the videos to detect on (default: {COMPRESSION})")
+    p.add_argument("--max-frames", type=int, default=MAX_FRAMES,
+                   help=f"only the first N frames of a video, 0 for all (default: {MAX_FRAMES}; the paper's test "
+                        "used 140)")
+    p.add_argument("--stride", type=int, default=STRIDE, help=f"every Nth frame (default: {STRIDE})")
+    p.add_argument("--detector", choices=("hog", "cnn"), default=DETECTOR,
+                   help="dlib's HOG detector, or its CNN (MMOD) detector: better on turned faces, much slower "
+                        f"without a GPU build of dlib (default: {DETECTOR})")
+    p.add_argument("--upsample", type=int, default=UPSAMPLE,
+                   help=f"dlib upsampling steps; 1 finds faces half as large, four times slower (default: {UPSAMPLE})")
+    p.add_argument("--detect-size", type=int, default=DETECT_SIZE,
+                   help=f"detect on a copy whose longest side is at most this, 0 for full size (default: {DETECT_SIZE})")
+    p.add_argument("--scale", type=float, default=SCALE,
+                   help=f"box side = this times the detection's longer side (default: {SCALE})")
+    p.add_argument("--max-gap", type=int, default=MAX_GAP,
+                   help="a frame without a detection takes its box from detections at most this many frames away "
+                        f"(interpolated between two), else it is left out; 0 leaves it out (default: {MAX_GAP})")
+    p.add_argument("--fake-boxes", choices=("own", "target"), default="own",
+                   help="own: detect on the fake itself; target: copy the boxes of its target original NNN "
+                        "(for NNN_MMM) (default: own)")
+    p.add_argument("--shard", default=None,
+                   help="K/N: only this machine's share of the videos, K = 0..N-1; writes "
+                        "dlib_<Method>.shard-K-of-N.json, which create_faces_from_dlib_locs.py merges")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if anything was skipped")
+    args = p.parse_args(argv)
+    try:
+        shard = crops.parse_shard(args.shard) if args.shard else None
+        tally = faces.detect_all(
+            args.ffpp_root, args.out, methods=args.methods, compression=args.compression,
+            max_frames=args.max_frames, stride=args.stride, detector=args.detector, upsample=args.upsample,
+            detect_size=args.detect_size, scale=args.scale, max_gap=args.max_gap, fake_boxes=args.fake_boxes,
+            splits_dir=args.splits, split=args.split, shard=shard, workers=args.workers)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    print(tally.summary())
+    return 1 if args.strict and tally.skips else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""dlib face detection and the one-face-per-video boxes of the face-location files.
+
+A box is [x, y, size]: the top-left corner and side of a square, in pixels of the full frame. It is the
+detection enlarged around its centre by `scale`, made square and moved inside the frame (shrunk only when
+it is larger than the frame), as in the location files released with the paper's code.
+"""
+import bisect
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from . import ffpp
+from .crops import (Tally, in_shard, locs_path, pool_map, select_videos, shard_locs_path, split_ids)
+from .fileio import write_json
+from .video import VideoError, iter_frames
+
+MAX_SHIFT = 0.5  # a detection continues a track if its centre moved less than this many box sides ...
+SHIFT_PER_FRAME = 0.05  # ... plus this much per frame since the track was last seen ...
+MAX_SHIFT_CAP = 1.0  # ... up to this
+MAX_SIZE_RATIO = 1.5  # and its size changed by less than this factor
+
+
+def dlib_model_path(name):
+    """Path of one of the dlib model files shipped in face_recognition_models, e.g.
+    'mmod_human_face_detector.dat' or 'shape_predictor_68_face_landmarks.dat'. Found without importing the
+    package, whose __init__ needs pkg_resources."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"dlib model {name}: the package face_recognition_models is not installed; "
+                                "run `pip install face_recognition_models`")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: dlib model file not found; reinstall face_recognition_models")
+    return path
+
+
+class Detector:
+    """dlib's frontal face detector ('hog', or 'cnn': the MMOD CNN) on a copy of the frame whose longest side
+    is at most detect_size (0: full size), with boxes mapped back to the full frame."""
+
+    def __init__(self, kind="hog", upsample=0, detect_size=640):
+        import dlib
+
+        if kind == "hog":
+            hog = dlib.get_frontal_face_detector()
+            self._run = lambda rgb: list(zip(*hog.run(rgb, upsample, 0.0)[:2]))
+        elif kind == "cnn":
+            cnn = dlib.cnn_face_detection_model_v1(str(dlib_model_path("mmod_human_face_detector.dat")))
+            self._run = lambda rgb: [(d.rect, d.confidence) for d in cnn(rgb, upsample)]
+        else:
+            raise ValueError(f"--detector {kind!r}: choose hog or cnn")
+        self.detect_size = detect_size
+
+    def __call__(self, frame):
+        """[(left, top, right, bottom, score)] in full-frame pixels, for a BGR frame."""
+        h, w = frame.shape[:2]
+        f = self.detect_size / max(h, w) if self.detect_size and max(h, w) > self.detect_size else 1.0
+        if f != 1.0:
+            frame = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return [(r.left() / f, r.top() / f, (r.right() + 1) / f, (r.bottom() + 1) / f, float(score))
+                for r, score in self._run(rgb)]
+
+
+def _clip(cx, cy, side, width, height):
+    side = max(1, min(int(round(side)), width, height))
+    x = min(max(int(round(cx - side / 2)), 0), width - side)
+    y = min(max(int(round(cy - side / 2)), 0), height - side)
+    return [x, y, side]
+
+
+def square_box(rect, width, height, scale=1.3):
+    """[x, y, size] for a detection (left, top, right, bottom, ...) in a width x height frame."""
+    left, top, right, bottom = rect[:4]
+    side = max(right - left, bottom - top) * scale
+    return _clip((left + right) / 2, (top + bottom) / 2, side, width, height)
+
+
+def iou(a, b):
+    """Intersection over union of two [x, y, size] boxes."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[2], b[1] + b[2]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    return inter / (a[2] ** 2 + b[2] ** 2 - inter)
+
+
+def _side(rect):
+    return max(rect[2] - rect[0], rect[3] - rect[1])
+
+
+def _shift(a, b):
+    """Distance between the centres of two rects, in mean sides."""
+    d = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
+    return d / ((_side(a) + _side(b)) / 2)
+
+
+def track_main_face(detections):
+    """The detections of the video's main face: {frame: rect} from {frame: [rect, ...]}.
+
+    Detections are linked frame to frame into tracks (closest centre first; a track may pause), and the
+    main face is the track with the largest sum of box sides: big and long-lived, so neither a face in the
+    background nor a passer-by, and a frame with several faces never makes it jump to another person.
+    """
+    tracks = []  # each {frame: rect}, in frame order
+    for frame in sorted(detections):
+        rects = detections[frame]
+        pairs = []
+        for t, track in enumerate(tracks):
+            last_frame = next(reversed(track))
+            last = track[last_frame]
+            limit = min(MAX_SHIFT + SHIFT_PER_FRAME * (frame - last_frame - 1), MAX_SHIFT_CAP)
+            for r, rect in enumerate(rects):
+                ratio = _side(rect) / _side(last)
+                shift = _shift(last, rect)
+                if shift <= limit and 1 / MAX_SIZE_RATIO <= ratio <= MAX_SIZE_RATIO:
+                    pairs.append((shift, t, r))
+        used_tracks, used_rects = set(), set()
+        for _, t, r in sorted(pairs):
+            if t not in used_tracks and r not in used_rects:
+                tracks[t][frame] = rects[r]
+                used_tracks.add(t)
+                used_rects.add(r)
+        tracks += [{frame: rect} for r, rect in enumerate(rects) if r not in used_rects]
+    if not tracks:
+        return {}
+    return max(tracks, key=lambda track: sum(_side(rect) for rect in track.values()))
+
+
+def fill_gaps(boxes, frames, max_gap, width, height):
+    """boxes ({frame: [x, y, size]} of the frames with a detection) plus a box for each other frame in
+    frames that has a detected frame at most max_gap frames away: interpolated when there is one on each
+    side, else copied from the nearer. Frames further from any detection stay out."""
+    known = sorted(boxes)
+    out = dict(boxes)
+    for frame in frames:
+        if frame in boxes:
+            continue
+        i = bisect.bisect(known, frame)
+        before = known[i - 1] if i > 0 and frame - known[i - 1] <= max_gap else None
+        after = known[i] if i < len(known) and known[i] - frame <= max_gap else None
+        if before is not None and after is not None:
+            w = (frame - before) / (after - before)
+            a, b = boxes[before], boxes[after]
+            cx = (1 - w) * (a[0] + a[2] / 2) + w * (b[0] + b[2] / 2)
+            cy = (1 - w) * (a[1] + a[2] / 2) + w * (b[1] + b[2] / 2)
+            side = (1 - w) * a[2] + w * b[2]
+            out[frame] = _clip(cx, cy, side, width, height)
+        elif before is not None:
+            out[frame] = list(boxes[before])
+        elif after is not None:
+            out[frame] = list(boxes[after])
+    return dict(sorted(out.items()))
+
+
+@dataclass
+class VideoBoxes:
+    """The boxes of one video and how they were found."""
+    boxes: dict = field(default_factory=dict)  # {frame: [x, y, size]}
+    frames: list = field(default_factory=list)  # the frame indices looked at
+    detected: int = 0  # frames whose box is a detection of the main face
+    filled: int = 0  # frames whose box came from neighbours (fill_gaps)
+
+
+def detect_video(path, detector, max_frames=None, stride=1, scale=1.3, max_gap=5):
+    """VideoBoxes of the main face in frames 0, stride, ... below max_frames of one video."""
+    detections, frames, size = {}, [], None
+    for index, frame in iter_frames(path, max_frames, stride):
+        frames.append(index)
+        size = frame.shape[1], frame.shape[0]
+        found = detector(frame)
+        if found:
+            detections[index] = found
+    main = {f: square_box(rect, *size, scale=scale) for f, rect in track_main_face(detections).items()}
+    boxes = fill_gaps(main, frames, max_gap, *size)
+    return VideoBoxes(boxes, frames, detected=len(main), filled=len(boxes) - len(main))
+
+
+def _ranges(missing, stride):
+    runs = []
+    for f in missing:
+        if runs and f - runs[-1][1] == stride:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    text = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs[:5])
+    return text + (", ..." if len(runs) > 5 else "")
+
+
+_DETECTOR = None
+
+
+def _init_worker(kind, upsample, detect_size):
+    global _DETECTOR
+    _DETECTOR = Detector(kind, upsample, detect_size)
+
+
+def _detect_job(job):
+    method, video, path, settings, count_only = job
+    try:
+        if count_only:
+            return method, video, VideoBoxes(frames=[i for i, _ in iter_frames(path, settings["max_frames"],
+                                                                               settings["stride"])]), None
+        return method, video, detect_video(path, _DETECTOR, **settings), None
+    except VideoError as e:
+        return method, video, None, str(e)
+
+
+def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compression="c23", max_frames=270,
+               stride=1, detector="hog", upsample=0, detect_size=640, scale=1.3, max_gap=5, fake_boxes="own",
+               splits_dir=None, split=None, shard=None, workers=0):
+    """Detect the main face in every selected video and write out_dir/dlib_<method>.json (with a shard:
+    dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its frames_done counts frames with a box."""
+    if fake_boxes not in ("own", "target"):
+        raise ValueError(f"--fake-boxes {fake_boxes!r}: choose own or target")
+    tally = Tally()
+    pairs = split_ids(splits_dir or out_dir, split) if split else None
+    settings = dict(max_frames=max_frames or None, stride=stride, scale=scale, max_gap=max_gap)
+    fakes = [m for m in methods if m != ffpp.REAL]
+    chosen = {}
+    for method in methods:
+        folder = ffpp.videos_dir(ffpp_root, method, compression)
+        if not folder.is_dir():
+            tally.skip(f"{folder}: folder not found: {method} {compression} videos skipped")
+            continue
+        on_disk = {p.stem for p in folder.glob("*.mp4")}
+        wanted = ffpp.split_videos(pairs, method) if pairs is not None else None
+        chosen[method] = in_shard(select_videos(
+            wanted, on_disk, tally,
+            lambda v, m=method: f"{ffpp.video_path(ffpp_root, m, compression, v)}: video of the {split} split "
+                                "not found: skipped"), shard)
+    targets = set()
+    if fake_boxes == "target":
+        targets = {ffpp.target_of(v) for m in fakes for v in chosen.get(m, [])}
+        targets = {v for v in targets if ffpp.video_path(ffpp_root, ffpp.REAL, compression, v).is_file()}
+    jobs = [(m, v, ffpp.video_path(ffpp_root, m, compression, v), settings, m != ffpp.REAL and fake_boxes == "target")
+            for m in chosen for v in chosen[m]]
+    jobs += [(ffpp.REAL, v, ffpp.video_path(ffpp_root, ffpp.REAL, compression, v), settings, False)
+             for v in sorted(targets - set(chosen.get(ffpp.REAL, [])))]
+
+    results = {m: {} for m in chosen}
+    if targets:
+        results.setdefault(ffpp.REAL, {})
+    for method, video, found, error in pool_map(_detect_job, jobs, workers, "detecting",
+                                                _init_worker, (detector, upsample, detect_size)):
+        if error:
+            tally.skip(f"{error}: video skipped", videos=1)
+        else:
+            results[method][video] = found
+    detected = filled = 0
+    for method in results:
+        for video, found in sorted(results[method].items()):
+            path = ffpp.video_path(ffpp_root, method, compression, video)
+            copied = method != ffpp.REAL and fake_boxes == "target"
+            if copied:
+                target = ffpp.video_path(ffpp_root, ffpp.REAL, compression, ffpp.target_of(video))
+                found = _target_boxes(path, found, results[ffpp.REAL].get(ffpp.target_of(video)), target, tally)
+                if found is None:
+                    continue
+            missing = [f for f in found.frames if f not in found.boxes]
+            why = f"no box in its target {target}" if copied else "no face"
+            if not found.boxes:
+                tally.skip(f"{path}: {why} in its {len(found.frames)} frames: video skipped",
+                           videos=1, frames=len(found.frames))
+                continue
+            if missing:
+                tally.skip(f"{path}: {why} in {len(missing)} of {len(found.frames)} frames "
+                           f"({_ranges(missing, stride)}): those frames left out", frames=len(missing))
+            tally.videos_done += 1
+            tally.frames_done += len(found.boxes)
+            detected += found.detected
+            filled += found.filled
+    for method, found in results.items():
+        locs = {v: {str(f): b for f, b in r.boxes.items()} for v, r in sorted(found.items()) if r.boxes}
+        path = shard_locs_path(out_dir, method, shard) if shard else locs_path(out_dir, method)
+        write_json(path, locs)
+        print(f"wrote {path} ({len(locs)} videos)", file=sys.stderr)
+    copies = " (fakes copy their target's with --fake-boxes target)" if fake_boxes == "target" else ""
+    print(f"boxes: {detected} detected, {filled} filled from a detection at most {max_gap} frames away{copies}")
+    return tally
+
+
+def _target_boxes(path, fake, target, target_path, tally):
+    """The fake's VideoBoxes made of its target original's boxes (--fake-boxes target), or None."""
+    if target is None or not target.boxes:
+        tally.skip(f"{path}: its target original {target_path} is missing, unreadable or has no face: "
+                   "video skipped (or use --fake-boxes own)", videos=1, frames=len(fake.frames))
+        return None
+    return VideoBoxes({f: target.boxes[f] for f in fake.frames if f in target.boxes}, fake.frames)

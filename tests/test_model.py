@@ -1,0 +1,129 @@
+"""The split Xception, its released parameter names, checkpoint round trips and pretrained loading."""
+import pytest
+import torch
+from timm.models.xception import Xception
+
+from models import AntiCompressionDetector, XceptionBaseline
+from models.checkpoints import CheckpointError, load_part, save_part
+from models.xception import AttentionHead, XceptionTail
+
+
+def _randomize_bn(module):
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+
+
+def test_shapes_and_released_names():
+    torch.manual_seed(0)
+    model = AntiCompressionDetector().eval()
+    x = torch.randn(2, 3, 299, 299)
+    with torch.no_grad():
+        att, attention, features = model.lq_head(x)
+        emb = model.tail(att)
+    assert features.shape == (2, 728, 19, 19) and attention.shape == (2, 1, 19, 19)
+    assert torch.allclose(att, features * attention)
+    assert 0 <= attention.min() and attention.max() <= 1
+    assert emb.shape == (2, 2048)
+    head_keys = set(model.lq_head.state_dict())
+    for key in ("conv1.weight", "bn1.running_var", "block1.rep.0.conv1.weight", "block1.rep.0.pointwise.weight",
+                "block1.skip.weight", "block1.skipbn.running_var", "block7.rep.8.weight",
+                "map.c.conv1.weight", "map.c.pointwise.weight"):
+        assert key in head_keys
+    assert not any(k.startswith("block8") for k in head_keys)
+    tail_keys = set(model.tail.state_dict())
+    assert {"block8.rep.1.pointwise.weight", "block12.skip.weight", "conv3.conv1.weight", "conv4.pointwise.weight",
+            "bn4.running_var"} <= tail_keys
+    # head + tail hold exactly the layers of a legacy Xception, less its classifier
+    xception_keys = {k for k in Xception(num_classes=0).state_dict()}
+    assert (head_keys - {"map.c.conv1.weight", "map.c.pointwise.weight"}) | tail_keys == xception_keys
+
+
+def test_other_image_sizes_follow_the_feature_map():
+    model = AntiCompressionDetector().eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 128, 128), torch.randn(2, 3, 128, 128))
+    assert out["hq_map"].shape == (2, 1, 8, 8) and out["hq_emb"].shape == (2, 2048)
+
+
+def test_checkpoint_round_trip_in_released_format(tmp_path):
+    torch.manual_seed(1)
+    model = AntiCompressionDetector().eval()
+    _randomize_bn(model)
+    optim = torch.optim.Adam(model.tail.parameters())
+    save_part(tmp_path / "tail_000003.tar", model.tail, optim)
+    save_part(tmp_path / "head_000003.tar", model.lq_head)
+    saved = torch.load(tmp_path / "tail_000003.tar", weights_only=True)
+    assert set(saved) == {"net", "optim"} and "block8.rep.1.pointwise.weight" in saved["net"]
+
+    fresh = AntiCompressionDetector().eval()
+    assert load_part(fresh.tail, tmp_path / "tail_000003.tar") is not None
+    load_part(fresh.lq_head, tmp_path / "head_000003.tar")
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(model.score(x, "c40")[0], fresh.score(x, "c40")[0])
+
+
+def test_module_prefix_from_dataparallel_loads(tmp_path):
+    head = AttentionHead().eval()
+    _randomize_bn(head)
+    torch.save({"net": {f"module.{k}": v for k, v in head.state_dict().items()}, "optim": {}},
+               tmp_path / "head_000001.tar")
+    other = AttentionHead().eval()
+    load_part(other, tmp_path / "head_000001.tar")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(head(x)[0], other(x)[0])
+
+
+def test_wrong_architecture_and_truncated_files_are_clear(tmp_path):
+    save_part(tmp_path / "tail.tar", XceptionTail())
+    with pytest.raises(CheckpointError, match="another architecture"):
+        load_part(AttentionHead(), tmp_path / "tail.tar")
+    data = (tmp_path / "tail.tar").read_bytes()
+    (tmp_path / "cut.tar").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_part(XceptionTail(), tmp_path / "cut.tar")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_part(XceptionTail(), tmp_path / "absent.tar")
+
+
+def test_pretrained_from_a_local_cadene_file(tmp_path):
+    """A Cadene file (2-d pointwise weights, last_linear classifier) initialises both heads and the tail."""
+    torch.manual_seed(2)
+    imagenet = Xception(num_classes=1000)
+    _randomize_bn(imagenet)
+    state = {}
+    for k, v in imagenet.state_dict().items():
+        k = k.replace("fc.", "last_linear.")
+        state[k] = v[:, :, 0, 0] if "pointwise" in k else v
+    torch.save(state, tmp_path / "xception-cadene.pth")
+
+    model = AntiCompressionDetector()
+    map_before = model.hq_head.map.c.pointwise.weight.clone()
+    model.init_from(str(tmp_path / "xception-cadene.pth"))
+    own = imagenet.state_dict()
+    for head in (model.hq_head, model.lq_head):
+        assert torch.equal(head.block3.rep[1].pointwise.weight, own["block3.rep.1.pointwise.weight"])
+        assert torch.equal(head.bn1.running_var, own["bn1.running_var"])
+    assert torch.equal(model.tail.conv4.pointwise.weight, own["conv4.pointwise.weight"])
+    assert torch.equal(model.hq_head.map.c.pointwise.weight, map_before)
+
+    baseline = XceptionBaseline()
+    baseline.init_from(str(tmp_path / "xception-cadene.pth"))
+    assert torch.equal(baseline.block12.skip.weight, own["block12.skip.weight"])
+    assert baseline.fc.weight.shape == (2, 2048)
+
+
+def test_pretrained_mismatch_is_clear(tmp_path):
+    torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "resnet.pth")
+    with pytest.raises(ValueError, match="not an Xception state dict"):
+        AntiCompressionDetector().init_from(str(tmp_path / "resnet.pth"))
+    state = Xception(num_classes=0).state_dict()
+    state["conv1.weight"] = torch.zeros(16, 3, 3, 3)
+    torch.save(state, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="conv1.weight has shape"):
+        AntiCompressionDetector().init_from(str(tmp_path / "other.pth"))
+    with pytest.raises(CheckpointError, match="not found"):
+        AntiCompressionDetector().init_from(str(tmp_path / "missing.pth"))
