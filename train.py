@@ -7,7 +7,6 @@ Every default below can be overridden with the flag of the same name (MAX_FRAMES
 """
 import argparse
 import dataclasses
-import json
 import math
 import os
 import random
@@ -145,6 +144,85 @@ def setup_distributed():
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
 
 
+class Training:
+    """The model, its optimisers and one training step, shared by the loop below and bench.py."""
+
+    def __init__(self, args, device, world=1):
+        self.args, self.device, self.world = args, device, world
+        self.detector = args.model == "detector"
+        self.model = build_model(args.model, classifier=args.classifier_weight > 0)
+        self.weights = loss_weights(args)
+        self.critic = CompressionCritic() if self.detector and self.weights.adversarial else None
+        self.parts = parts_of(self.model, args)
+        fused = device.type == "cuda"
+        self.optims = {n: torch.optim.Adam(m.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=fused)
+                       for n, m in self.parts.items()}
+        self.saved = dict(self.parts)
+        if self.critic is not None:
+            self.saved["critic"] = self.critic
+            self.optims["critic"] = torch.optim.Adam(self.critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.9),
+                                                     fused=fused)
+
+    def load(self, out, epoch):
+        for name, module in self.saved.items():
+            optim_state = load_part(module, checkpoint_path(out, name, epoch))
+            if optim_state:
+                self.optims[name].load_state_dict(optim_state)
+
+    def save(self, out, epoch):
+        for name, module in self.saved.items():
+            save_part(checkpoint_path(out, name, epoch), module, self.optims[name])
+
+    def to_device(self):
+        """Move everything to the device (and channels_last), then wrap for DDP and torch.compile."""
+        device = self.device
+        self.model.to(device)
+        if self.critic is not None:
+            self.critic.to(device)
+        if self.args.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        for optim in self.optims.values():  # state loaded on the CPU follows its parameters
+            for state in optim.state.values():
+                for k, v in state.items():
+                    if torch.is_tensor(v) and k != "step":
+                        state[k] = v.to(device)
+        net = self.model
+        if self.world > 1:
+            net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+        self.step_model = torch.compile(net) if self.args.compile else net
+        return self
+
+    def step(self, images, mask, label):
+        """One optimisation step on device tensors; returns (loss, terms) without a host sync."""
+        args, critic, optims = self.args, self.critic, self.optims
+        if self.detector:
+            with autocast(self.device, args.precision):
+                output = self.step_model(*images)
+            if critic is not None:
+                optims["critic"].zero_grad(set_to_none=True)
+                critic_loss(critic, output["hq_feat"], output["lq_feat"], self.weights.gradient_penalty).backward()
+                if self.world > 1:
+                    for p in critic.parameters():
+                        dist.all_reduce(p.grad)
+                        p.grad /= self.world
+                optims["critic"].step()
+                critic.requires_grad_(False)
+            loss, terms = detector_losses(output, label, mask, self.weights, critic)
+            if critic is not None:
+                critic.requires_grad_(True)
+        else:
+            with autocast(self.device, args.precision):
+                logits = self.step_model(images[0])
+            loss = classification_loss(logits, label)
+            terms = {"cross_entropy": loss}
+        for name in self.parts:
+            optims[name].zero_grad(set_to_none=True)
+        loss.backward()
+        for name in self.parts:
+            optims[name].step()
+        return loss, terms
+
+
 def validate(model, args, device, val_frames):
     """Frame AUC of the validation split at c23 and c40 (the baseline: at its own quality), and the
     c40 threshold of best accuracy, which test.py and eval.py can reuse."""
@@ -195,44 +273,23 @@ def main(argv=None):
                          drop_last=len(train_set) >= args.batch_size * world, device=device)
 
     # model, one optimiser per saved part, and the critic
-    model = build_model(args.model, classifier=args.classifier_weight > 0)
-    weights = loss_weights(args)
-    critic = CompressionCritic() if detector and weights.adversarial else None
+    training = Training(args, device, world)
     start_epoch, history = 0, []
-    parts = parts_of(model, args)
-    fused = device.type == "cuda"
-    optims = {n: torch.optim.Adam(m.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=fused)
-              for n, m in parts.items()}
-    saved = dict(parts, **({"critic": critic} if critic is not None else {}))
-    if critic is not None:
-        optims["critic"] = torch.optim.Adam(critic.parameters(), lr=args.critic_lr, betas=(0.5, 0.9), fused=fused)
     if args.resume:
-        start_epoch, history = last_complete_epoch(out, list(saved))
+        start_epoch, history = last_complete_epoch(out, list(training.saved))
         if start_epoch == 0:
             raise SystemExit(f"--resume: {out} holds no complete epoch; start without --resume")
-        for name, module in saved.items():
-            optim_state = load_part(module, checkpoint_path(out, name, start_epoch))
-            if optim_state:
-                optims[name].load_state_dict(optim_state)
-        print(f"resuming {out} after epoch {start_epoch}") if main_process else None
+        training.load(out, start_epoch)
+        if main_process:
+            print(f"resuming {out} after epoch {start_epoch}")
     elif args.pretrained != "none":
-        model.init_from(args.pretrained)
-    model.to(device)
-    if critic is not None:
-        critic.to(device)
-    if args.channels_last:
-        model.to(memory_format=torch.channels_last)
-    for optim in optims.values():  # optimiser state loaded on the CPU follows its parameters to the device
-        for state in optim.state.values():
-            for k, v in state.items():
-                if torch.is_tensor(v) and k != "step":
-                    state[k] = v.to(device)
-    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
-    step_model = torch.compile(net) if args.compile else net
+        training.model.init_from(args.pretrained)
+    training.to_device()
+    model = training.model
 
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
-        config = dict(vars(args), loss_weights=dataclasses.asdict(weights), world_size=world,
+        config = dict(vars(args), loss_weights=dataclasses.asdict(training.weights), world_size=world,
                       train_frames=len(train_frames), val_frames=len(val_frames), torch=torch.__version__)
         write_json(out / "config.json", config, indent=2)
         print(f"train: {len(train_frames)} frames, val: {len(val_frames)} frames, {args.model} on {device} "
@@ -253,32 +310,8 @@ def main(argv=None):
             *images, mask, label, _ = batch
             images = [model_input(x, device, args.channels_last) for x in images]
             label = label.to(device, non_blocking=True)
-            if detector:
-                mask = mask.to(device, non_blocking=True)
-                with autocast(device, args.precision):
-                    output = step_model(*images)
-                if critic is not None:
-                    optims["critic"].zero_grad(set_to_none=True)
-                    critic_loss(critic, output["hq_feat"], output["lq_feat"], weights.gradient_penalty).backward()
-                    if world > 1:
-                        for p in critic.parameters():
-                            dist.all_reduce(p.grad)
-                            p.grad /= world
-                    optims["critic"].step()
-                    critic.requires_grad_(False)
-                loss, terms = detector_losses(output, label, mask, weights, critic)
-                if critic is not None:
-                    critic.requires_grad_(True)
-            else:
-                with autocast(device, args.precision):
-                    logits = step_model(images[0])
-                loss = classification_loss(logits, label)
-                terms = {"cross_entropy": loss}
-            for name in parts:
-                optims[name].zero_grad(set_to_none=True)
-            loss.backward()
-            for name in parts:
-                optims[name].step()
+            mask = mask.to(device, non_blocking=True)
+            loss, terms = training.step(images, mask, label)
             loss_sum += loss.detach().float()
             count += 1
             step += 1
@@ -294,8 +327,7 @@ def main(argv=None):
             dist.barrier()
         if main_process:
             seconds = time.time() - started
-            for name, module in saved.items():
-                save_part(checkpoint_path(out, name, epoch), module, optims[name])
+            training.save(out, epoch)
             entry = {"epoch": epoch, "train_loss": float(loss_sum) / max(count, 1),
                      "steps": count, "seconds": round(seconds, 1),
                      "pairs_per_s": round(count * args.batch_size * world / max(seconds, 1e-9), 1)}

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 

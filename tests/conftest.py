@@ -10,7 +10,7 @@ sys.path.insert(0, str(REPO))
 
 @pytest.fixture(scope="session")
 def tiny_tree(tmp_path_factory):
-    """A synthetic face/ tree (64 px crops, 4 frames a video) and its splits."""
+    """A synthetic face/ tree (64 px crops, 3 frames a video) and its splits."""
     from forensics.synthetic import make_face_tree
 
-    return make_face_tree(tmp_path_factory.mktemp("tree"), pairs=(3, 1, 1), frames=4, size=64)
+    return make_face_tree(tmp_path_factory.mktemp("tree"), pairs=(2, 1, 1), frames=3, size=64)
