@@ -1,7 +1,8 @@
 """Cut the face/ tree from the face-location files: the c23, c40 and mask crops of a frame with one box.
 
 Layout: face/<Method>/{c23,c40,masks}/<video>/<frame>.png and face/real/{c23,c40}/<video>/<frame>.png.
-Each video is decoded once. Crops are written atomically and a folder is marked complete last, so a rerun
+Crops are --image-size pixels square (0 keeps each box's own size). Each video is decoded once. Crops are
+written atomically and a folder is marked complete last, so a rerun
 skips finished videos and redoes only what a crash interrupted.
 """
 import argparse
@@ -25,7 +26,8 @@ def main(argv=None):
                    help="folder with FF++'s train.json, val.json, test.json (default: --locs); used with --split")
     p.add_argument("--split", choices=ffpp.SPLITS + ("all",), default=None,
                    help="only the videos of this split (default: every video in the location files)")
-    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS])
+    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS],
+                   metavar="METHOD", help="real and/or FF++ methods (default: all five)")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES,
                    help="only frames below this index, 0 for every frame with a box (default: 0)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if anything was skipped")

@@ -29,7 +29,8 @@ def main(argv=None):
                    help="folder with FF++'s train.json, val.json, test.json (default: --out); used with --split")
     p.add_argument("--split", choices=ffpp.SPLITS + ("all",), default=None,
                    help="only the videos of this split (default: every video found on disk)")
-    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS])
+    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS],
+                   metavar="METHOD", help="real and/or FF++ methods (default: all five)")
     p.add_argument("--compression", choices=ffpp.COMPRESSIONS, default=COMPRESSION,
                    help=f"the videos to detect on (default: {COMPRESSION})")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES,

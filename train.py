@@ -65,6 +65,7 @@ DEVICE = "auto"
 PRECISION = "auto"           # auto: bf16 autocast on CUDA, fp32 on CPU
 CHANNELS_LAST = "auto"       # auto: on CUDA
 COMPILE = "auto"             # auto: torch.compile on CUDA
+FUSED_ADAM = "auto"          # auto: the fused Adam kernel on CUDA
 RESUME = False
 LOG_EVERY = 20               # steps between TensorBoard scalars
 MAX_STEPS = 0                # > 0 stops each epoch after this many steps (smoke tests, benchmarks)
@@ -96,6 +97,7 @@ def parse_args(argv=None):
     p.add_argument("--precision", default=PRECISION, choices=("auto", "bf16", "fp32"))
     p.add_argument("--channels-last", default=CHANNELS_LAST, choices=("auto", "on", "off"))
     p.add_argument("--compile", default=COMPILE, choices=("auto", "on", "off"))
+    p.add_argument("--fused-adam", default=FUSED_ADAM, choices=("auto", "on", "off"))
     p.add_argument("--resume", action="store_true", default=RESUME,
                    help="continue the run in --out from its last complete epoch")
     p.add_argument("--log-every", type=int, default=LOG_EVERY)
@@ -108,6 +110,7 @@ def resolve_auto(args, device):
     args.precision = ("bf16" if cuda else "fp32") if args.precision == "auto" else args.precision
     args.channels_last = cuda if args.channels_last == "auto" else args.channels_last == "on"
     args.compile = cuda if args.compile == "auto" else args.compile == "on"
+    args.fused_adam = cuda if args.fused_adam == "auto" else args.fused_adam == "on"
     return args
 
 
@@ -154,7 +157,7 @@ class Training:
         self.weights = loss_weights(args)
         self.critic = CompressionCritic() if self.detector and self.weights.adversarial else None
         self.parts = parts_of(self.model, args)
-        fused = device.type == "cuda"
+        fused = args.fused_adam
         self.optims = {n: torch.optim.Adam(m.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=fused)
                        for n, m in self.parts.items()}
         self.saved = dict(self.parts)
@@ -321,7 +324,7 @@ def main(argv=None):
                     raise FloatingPointError(f"loss became {value} at epoch {epoch}, step {i}; lower --lr")
                 writer.add_scalar("train/loss", value, step)
                 for k, v in terms.items():
-                    writer.add_scalar(f"train/{k}", float(v), step)
+                    writer.add_scalar(f"train/{k}", v.item(), step)
                 bar.set_postfix(loss=f"{value:.3f}")
         if world > 1:
             dist.barrier()

@@ -140,7 +140,7 @@ def load_locs(locs_dir, method, tally):
     for n, ks in counts.items():
         if len(ks) < n:
             missing = ", ".join(str(k) for k in range(n) if k not in ks)
-            tally.skip(f"{shard_locs_path(locs_dir, method, (0, n)).parent}/dlib_{method}.shard-K-of-{n}.json: "
+            tally.skip(f"{Path(locs_dir) / f'dlib_{method}.shard-K-of-{n}.json'}: "
                        f"shards {missing} not found: their {method} videos skipped (is that job still running?)")
     locs = {}
     for p in paths:
@@ -220,6 +220,18 @@ def _fits(box, width, height):
     return side > 0 and x >= 0 and y >= 0 and x + side <= width and y + side <= height
 
 
+def _size_problem(frame, boxes, size):
+    """Why frame's video cannot be cut with boxes beside a video of frames of size (h, w), or None."""
+    h, w = frame.shape[:2]
+    if size and (h, w) != tuple(size):
+        return f"its frames are {w}x{h}, those of the other videos {size[1]}x{size[0]}: crops would not align"
+    bad = sorted(f for f, b in boxes.items() if not _fits(b, w, h))
+    if bad:
+        return (f"face box {boxes[bad[0]]} of frame {bad[0]} does not fit in its {w}x{h} frames "
+                "(face locations made from another video?)")
+    return None
+
+
 def _what(source):
     return "mask video" if source.mask else f"{source.quality} video"
 
@@ -253,6 +265,7 @@ def crop_group(sources, boxes, size=299, name=""):
     written = {id(s): [] for s in live}
     ended = {}
     index = 0
+    first_size = None
     while live and index < needed and not ended:
         frames = {}
         for s in list(live):
@@ -265,12 +278,11 @@ def crop_group(sources, boxes, size=299, name=""):
                 live.remove(s)
                 continue
             if index == 0 and id(s) in frames:
-                h, w = frames[id(s)].shape[:2]
-                bad = sorted(f for f, b in boxes.items() if not _fits(b, w, h))
-                if bad:
-                    tally.skip(f"{s.path}: face box {boxes[bad[0]]} of frame {bad[0]} does not fit in its "
-                               f"{w}x{h} frames (face locations made from another video?): "
-                               f"{s.quality} crops of {name} skipped", videos=1, frames=len(boxes))
+                problem = _size_problem(frames[id(s)], boxes, first_size)
+                first_size = first_size or frames[id(s)].shape[:2]
+                if problem:
+                    tally.skip(f"{s.path}: {problem}: {s.quality} crops of {name} skipped",
+                               videos=1, frames=len(boxes))
                     live.remove(s)
         if ended or index not in boxes:
             index += 1
@@ -327,6 +339,9 @@ def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.MET
                  masks=True, image_size=299, max_frames=None, splits_dir=None, split=None, workers=0):
     """Write the face/ tree for the videos in the face-location files; returns the run's Tally."""
     tally = Tally()
+    for folder, what in ((ffpp_root, "FF++ root (--ffpp-root)"), (locs_dir, "face-location folder (--locs)")):
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"{folder}: {what} not found")
     wanted_pairs = split_ids(splits_dir, split) if split else None
     jobs = []
     for method in methods:
@@ -335,6 +350,8 @@ def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.MET
             tally.skip(f"{locs_path(locs_dir, method)}: face-location file not found: {method} skipped "
                        "(run detect_faces.py first, or check --locs)")
             continue
+        locs = {v: {f: b for f, b in boxes.items() if max_frames is None or f < max_frames}
+                for v, boxes in locs.items()}
         wanted = ffpp.split_videos(wanted_pairs, method) if wanted_pairs is not None else None
         videos = select_videos(
             wanted, locs, tally,
@@ -353,10 +370,9 @@ def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.MET
         if not present:
             continue
         for video in videos:
-            boxes = {f: b for f, b in locs[video].items() if max_frames is None or f < max_frames}
             sources = [Source(q, ffpp.video_path(ffpp_root, method, q, video),
                               ffpp.face_dir(face_root, method, q, video)) for q in present]
-            jobs.append((sources, boxes, image_size, f"{method} {video}"))
+            jobs.append((sources, locs[video], image_size, f"{method} {video}"))
     for result in pool_map(_crop_job, jobs, workers, "cropping"):
         tally.add(result)
     return tally

@@ -216,6 +216,8 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
     dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its frames_done counts frames with a box."""
     if fake_boxes not in ("own", "target"):
         raise ValueError(f"--fake-boxes {fake_boxes!r}: choose own or target")
+    if not Path(ffpp_root).is_dir():
+        raise FileNotFoundError(f"{ffpp_root}: FF++ root (--ffpp-root) not found")
     tally = Tally()
     pairs = split_ids(splits_dir or out_dir, split) if split else None
     settings = dict(max_frames=max_frames or None, stride=stride, scale=scale, max_gap=max_gap)
@@ -228,10 +230,10 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
             continue
         on_disk = {p.stem for p in folder.glob("*.mp4")}
         wanted = ffpp.split_videos(pairs, method) if pairs is not None else None
-        chosen[method] = in_shard(select_videos(
-            wanted, on_disk, tally,
+        chosen[method] = select_videos(
+            in_shard(on_disk if wanted is None else wanted, shard), on_disk, tally,
             lambda v, m=method: f"{ffpp.video_path(ffpp_root, m, compression, v)}: video of the {split} split "
-                                "not found: skipped"), shard)
+                                "not found: skipped")
     targets = set()
     if fake_boxes == "target":
         targets = {ffpp.target_of(v) for m in fakes for v in chosen.get(m, [])}
@@ -257,11 +259,16 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
             copied = method != ffpp.REAL and fake_boxes == "target"
             if copied:
                 target = ffpp.video_path(ffpp_root, ffpp.REAL, compression, ffpp.target_of(video))
-                found = _target_boxes(path, found, results[ffpp.REAL].get(ffpp.target_of(video)), target, tally)
-                if found is None:
+                source = results[ffpp.REAL].get(ffpp.target_of(video))
+                if source is None or not source.boxes:
+                    tally.skip(f"{path}: its target original {target} is missing, unreadable or has no face: "
+                               "video skipped (or use --fake-boxes own)", videos=1, frames=len(found.frames))
+                    results[method][video] = VideoBoxes()
                     continue
+                found = results[method][video] = VideoBoxes(
+                    {f: source.boxes[f] for f in found.frames if f in source.boxes}, found.frames)
             missing = [f for f in found.frames if f not in found.boxes]
-            why = f"no box in its target {target}" if copied else "no face"
+            why = f"no box in its target {target}" if copied else "no face found"
             if not found.boxes:
                 tally.skip(f"{path}: {why} in its {len(found.frames)} frames: video skipped",
                            videos=1, frames=len(found.frames))
@@ -282,11 +289,3 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
     print(f"boxes: {detected} detected, {filled} filled from a detection at most {max_gap} frames away{copies}")
     return tally
 
-
-def _target_boxes(path, fake, target, target_path, tally):
-    """The fake's VideoBoxes made of its target original's boxes (--fake-boxes target), or None."""
-    if target is None or not target.boxes:
-        tally.skip(f"{path}: its target original {target_path} is missing, unreadable or has no face: "
-                   "video skipped (or use --fake-boxes own)", videos=1, frames=len(fake.frames))
-        return None
-    return VideoBoxes({f: target.boxes[f] for f in fake.frames if f in target.boxes}, fake.frames)

@@ -8,13 +8,24 @@ import cv2
 import numpy as np
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
+
+
 def _atomic(path, write, suffix=""):
+    """mkstemp creates 0600 files; give the result the permissions a plain open() would."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=suffix + ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

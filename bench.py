@@ -1,0 +1,178 @@
+"""Throughput of the released code's settings against this project's defaults, in one run on one machine.
+
+    python bench.py --device cuda                     # one GPU: 299x299, batch 64 (the issue's reference)
+    python bench.py                                   # CPU: small sizes, a smoke test of every measurement
+
+reference: fp32, eager, plain Adam, per-sample PIL decode + torchvision transforms in the workers.
+default:   this project's defaults on the device (bf16 autocast, channels_last, torch.compile and fused Adam on
+           CUDA), uint8 PNG decode in the workers, normalisation on the device.
+Both run on the same face tree (a synthetic one unless --face-root is given) and print side by side.
+"""
+import argparse
+import gc
+import resource
+import tempfile
+import time
+
+import torch
+
+import train
+from forensics import cli
+from forensics.data import FaceFrames, ReferenceFaceFrames, index_frames, reference_model_input, to_model_input
+from forensics.scoring import make_loader, score_frames
+from forensics.synthetic import make_face_tree
+
+DEVICE = "auto"
+IMAGE_SIZE = 0          # 0: 299 on CUDA, 64 on CPU
+BATCH_SIZE = 0          # 0: 64 on CUDA, 8 on CPU
+TEST_BATCH_SIZE = 0     # 0: 128 on CUDA, 16 on CPU
+STEPS = 0               # timed steps; 0: 40 on CUDA, 3 on CPU
+WARMUP = 0              # untimed steps first (compilation, cudnn autotuning); 0: 15 on CUDA, 1 on CPU
+WORKERS = cli.default_workers()
+FACE_ROOT = None        # a face/ tree with splits; None makes a synthetic one
+SPLITS = None
+SEED = 0
+
+SETTINGS = {
+    "reference": ["--precision", "fp32", "--channels-last", "off", "--compile", "off", "--fused-adam", "off",
+                  "--loader", "pil"],
+    "default": [],
+}
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_gib(device):
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def reset_peak(device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def timed(device, steps, warmup, run_step):
+    for _ in range(warmup):
+        run_step()
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        run_step()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def batches(loader):
+    """Batches forever (a loader's epochs back to back)."""
+    while True:
+        yield from loader
+
+
+def measure(name, flags, opts, face_root, splits, device):
+    args = train.parse_args(["--face-root", str(face_root), "--splits", str(splits), "--device", str(device),
+                             "--image-size", str(opts.image_size), "--batch-size", str(opts.batch_size),
+                             "--workers", str(opts.workers), "--pretrained", "none", *flags])
+    args = train.resolve_auto(args, device)
+    frames = index_frames(face_root, splits, "train", "All", args.max_frames, balance=True)
+    pil = args.loader == "pil"
+    dataset = (ReferenceFaceFrames if pil else FaceFrames)(face_root, frames, args.image_size)
+    model_input = reference_model_input if pil else to_model_input
+    result = {}
+
+    # loader alone
+    loader = make_loader(dataset, args.batch_size, args.workers, shuffle=True, drop_last=True, device=device)
+    stream = batches(loader)
+    result["loader samples/s"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, lambda: next(stream))
+
+    # training step alone, on one batch kept on the device
+    reset_peak(device)
+    training = train.Training(args, device).to_device()
+    *images, mask, label, _ = next(stream)
+    images = [model_input(x, device, args.channels_last) for x in images]
+    mask, label = mask.to(device), label.to(device)
+    seconds = timed(device, opts.steps, opts.warmup, lambda: training.step(images, mask, label))
+    result["train pairs/s (model)"] = opts.batch_size * opts.steps / seconds
+    result["peak memory GiB (train)"] = peak_memory_gib(device)
+
+    # training end to end: loader, host-to-device copy, normalisation, step
+    def full_step():
+        *images, mask, label, _ = next(stream)
+        training.step([model_input(x, device, args.channels_last) for x in images],
+                      mask.to(device, non_blocking=True), label.to(device, non_blocking=True))
+
+    result["train pairs/s (end to end)"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, full_step)
+    del loader, stream
+
+    # test.py's path: LQ head and tail over the frames' c40 crops, loading included
+    model = training.model
+    test_frames = frames[: opts.test_batch_size * max(opts.steps, 2)]
+    score = lambda: score_frames(model, face_root, test_frames, "c40", device, args.image_size,  # noqa: E731
+                                 opts.test_batch_size, opts.workers, args.precision, args.channels_last)
+    score()
+    synchronize(device)
+    started = time.perf_counter()
+    score()
+    synchronize(device)
+    result["test frames/s (end to end)"] = len(test_frames) / (time.perf_counter() - started)
+    del training, model
+    reset_peak(device)
+    print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), flush=True)
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE,
+                   batch_size=BATCH_SIZE, seed=SEED)
+    p.add_argument("--test-batch-size", type=int, default=TEST_BATCH_SIZE)
+    p.add_argument("--steps", type=int, default=STEPS)
+    p.add_argument("--warmup", type=int, default=WARMUP)
+    p.add_argument("--only", choices=tuple(SETTINGS), help="measure one setting only")
+    opts = p.parse_args(argv)
+    device = cli.resolve_device(opts.device)
+    cuda = device.type == "cuda"
+    opts.image_size = opts.image_size or (299 if cuda else 64)
+    opts.batch_size = opts.batch_size or (64 if cuda else 8)
+    opts.test_batch_size = opts.test_batch_size or (128 if cuda else 16)
+    opts.steps = opts.steps or (40 if cuda else 3)
+    opts.warmup = opts.warmup or (15 if cuda else 1)
+    torch.manual_seed(opts.seed)
+    torch.backends.cudnn.benchmark = True
+
+    with tempfile.TemporaryDirectory() as tmp:
+        face_root, splits = opts.face_root, opts.splits
+        if face_root is None:
+            needed = opts.batch_size * (opts.steps * 2 + opts.warmup + 4)
+            frames = max(2, -(-needed // (16 * 8)))  # 8 train pairs -> 16 real + 64 fake videos
+            started = time.perf_counter()
+            face_root, splits = make_face_tree(tmp, pairs=(8, 1, 1), frames=frames, size=opts.image_size,
+                                               seed=opts.seed, workers=opts.workers)
+            print(f"synthetic face tree: {frames} frames a video, {opts.image_size} px, "
+                  f"made in {time.perf_counter() - started:.1f} s")
+        name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
+        print(f"device: {name}, torch {torch.__version__}, image {opts.image_size}, batch {opts.batch_size}, "
+              f"test batch {opts.test_batch_size}, {opts.steps} timed steps after {opts.warmup}, "
+              f"{opts.workers} workers", flush=True)
+        results = {n: measure(n, f, opts, face_root, splits, device)
+                   for n, f in SETTINGS.items() if opts.only in (None, n)}
+
+    keys = list(next(iter(results.values())))
+    print(f"\n| measure | {' | '.join(results)} |{' default / reference |' if len(results) == 2 else ''}")
+    print("|---|" + "---|" * (len(results) + (len(results) == 2)))
+    for k in keys:
+        row = [f"{results[n][k]:.1f}" for n in results]
+        if len(results) == 2:
+            row.append(f"{results['default'][k] / results['reference'][k]:.2f}x")
+        print(f"| {k} | " + " | ".join(row) + " |")
+    return results
+
+
+if __name__ == "__main__":
+    main()

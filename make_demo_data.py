@@ -1,0 +1,37 @@
+"""Write a small demo data set in FaceForensics++'s on-disk layout, so the whole pipeline runs in minutes.
+
+Originals come from skimage's astronaut portrait (no download) or from --source (face videos or photos);
+each pair of originals gets FF++'s four manipulations both ways, as documented stand-ins built on dlib's
+landmarks, with binary mask videos. Every video is rendered losslessly, then encoded with libx264 at
+-crf 23 (c23) and -crf 40 (c40), as FF++ did. See forensics/demo_data.py.
+"""
+import argparse
+
+from forensics import cli
+from forensics.demo_data import build
+
+OUT = "demo_data"
+VIDEOS = 16  # originals 000..015: 8 pairs, split 5 train / 1 val / 2 test
+FRAMES = 32
+SIZE = 256
+SEED = 0
+SOURCE = None  # None: the built-in astronaut identities
+WORKERS = cli.default_workers()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common(p, out=OUT, seed=SEED, workers=WORKERS)
+    p.add_argument("--videos", type=int, default=VIDEOS, help=f"originals, an even number >= 6 (default: {VIDEOS})")
+    p.add_argument("--frames", type=int, default=FRAMES, help=f"frames per video (default: {FRAMES})")
+    p.add_argument("--size", type=int, default=SIZE, help=f"frame side in pixels, even (default: {SIZE})")
+    p.add_argument("--source", default=SOURCE,
+                   help="folder of face videos or photos to use instead of the built-in faces (default: built-in)")
+    p.add_argument("--raw", action="store_true", help="also keep the lossless renders, as FF++'s raw/ videos")
+    a = p.parse_args(argv)
+    build(a.out, videos=a.videos, frames=a.frames, size=a.size, seed=a.seed, source=a.source,
+          workers=a.workers, raw=a.raw)
+
+
+if __name__ == "__main__":
+    main()

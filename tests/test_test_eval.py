@@ -1,0 +1,264 @@
+"""test.py, eval.py and paper_table.py end to end on the tiny synthetic tree, with checkpoints made here."""
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from models import AntiCompressionDetector, XceptionBaseline
+from models.checkpoints import CheckpointError, save_part
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 64
+
+
+def _script(name):
+    """By path: 'test' is also the standard library's test package."""
+    module_name = f"_script_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, REPO / f"{name}.py")
+        sys.modules[module_name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[module_name])
+    return sys.modules[module_name]
+
+
+def _randomize_bn(module):
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    torch.manual_seed(0)
+    model = AntiCompressionDetector().eval()
+    _randomize_bn(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def released(detector, tmp_path_factory):
+    """Released layout: head_N.tar (the LQ head, saved from DataParallel: 'module.' keys) and tail_N.tar."""
+    folder = tmp_path_factory.mktemp("released")
+    state = {"module." + k: v for k, v in detector.lq_head.state_dict().items()}
+    torch.save({"net": state, "optim": {}}, folder / "head_000001.tar")
+    save_part(folder / "tail_000001.tar", detector.tail)
+    return folder
+
+
+def _common(tiny_tree, out):
+    face, splits = tiny_tree
+    return ["--face-root", str(face), "--splits", str(splits), "--out", str(out), "--device", "cpu",
+            "--workers", "0", "--batch-size", "16"]
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _model_input(face_root, row, quality):
+    """The training preprocessing written out independently: RGB, mean = std = 0.5, fp32."""
+    path = face_root / row["method"] / quality / row["video"] / f"{row['frame']}.png"
+    image = np.asarray(Image.open(path).convert("RGB").resize((SIZE, SIZE)), np.float32)
+    return torch.from_numpy((image / 255 - 0.5) / 0.5).permute(2, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def scored(tiny_tree, released, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scored")
+    _script("test").main(_common(tiny_tree, out) + ["--checkpoint-dir", str(released), "--epoch", "1",
+                                                    "--image-size", str(SIZE), "--format", "mat"])
+    return out
+
+
+def test_released_checkpoints_score_as_a_direct_forward_pass(tiny_tree, detector, scored):
+    rows = _read_csv(scored / "scores.csv")
+    assert {"split", "video", "frame", "method", "label", "score"} <= set(rows[0])
+    assert {r["split"] for r in rows} == {"val", "test"}
+    assert {r["method"] for r in rows} == {"real", "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"}
+    assert all(r["label"] == ("0" if r["method"] == "real" else "1") for r in rows)
+    picked = [i for i, r in enumerate(rows) if r["split"] == "test"][::3]
+    x = torch.stack([_model_input(tiny_tree[0], rows[i], "c40") for i in picked])
+    with torch.no_grad():
+        expected, attention = detector.score(x, "c40")
+    got = np.array([float(rows[i]["score"]) for i in picked])
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4)
+    maps = np.load(scored / "maps.npy")
+    assert maps.dtype == np.float16 and maps.shape == (len(rows), *attention.shape[-2:])
+    np.testing.assert_allclose(maps[picked], attention[:, 0].numpy(), atol=2e-3)
+    masks = np.load(scored / "masks.npy")
+    real = np.array([r["label"] == "0" for r in rows])
+    assert masks.shape == maps.shape and not masks[real].any() and masks[~real].any()
+
+    from scipy.io import loadmat
+
+    mat = loadmat(scored / "c40_test.mat")
+    test_rows = [r for r in rows if r["split"] == "test"]
+    assert mat["lab"].ravel().tolist() == [int(r["label"]) for r in test_rows]
+    np.testing.assert_allclose(mat["score"].ravel(), [float(r["score"]) for r in test_rows], rtol=1e-6)
+    assert mat["mask"].shape == mat["msk"].shape == (len(test_rows), *maps.shape[1:])
+    assert mat["pred"].size == len(test_rows)
+
+
+def test_eval_reports_test_metrics_with_the_validation_threshold(scored, capsys):
+    evaluate = _script("eval")
+    metrics = evaluate.main(["--scores", str(scored / "scores.csv")])
+    assert "Deepfakes" in capsys.readouterr().out
+    saved = json.loads((scored / "metrics.json").read_text())
+    assert {"auc", "eer", "acc", "video_auc", "ap", "mask_acc", "tpr_at_fpr"} <= set(saved)
+    assert set(saved["per_method"]) == {"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"}
+    assert (scored / "roc.png").stat().st_size > 0 and (scored / "hist.png").stat().st_size > 0
+
+    rows = _read_csv(scored / "scores.csv")
+    test = [r for r in rows if r["split"] == "test"]
+    labels = np.array([int(r["label"]) for r in test])
+    scores = np.array([float(r["score"]) for r in test])
+    assert metrics["auc"] == pytest.approx(roc_auc_score(labels, scores))
+    val = [r for r in rows if r["split"] == "val"]
+    val_labels, val_scores = np.array([int(r["label"]) for r in val]), np.array([float(r["score"]) for r in val])
+    accs = {t: ((val_scores >= t) == val_labels).mean() for t in sorted(set(val_scores))}
+    threshold = max(accs, key=lambda t: (accs[t], -t))
+    assert metrics["threshold_source"] == "val" and metrics["threshold"] == pytest.approx(threshold)
+    assert metrics["acc"] == pytest.approx(((scores >= threshold) == labels).mean())
+    df = [r for r in test if r["method"] in ("real", "Deepfakes")]
+    assert metrics["per_method"]["Deepfakes"]["auc"] == pytest.approx(
+        roc_auc_score([int(r["label"]) for r in df], [float(r["score"]) for r in df]))
+    maps, masks = np.load(scored / "maps.npy"), np.load(scored / "masks.npy")
+    is_test = np.array([r["split"] == "test" for r in rows])
+    assert metrics["mask_acc"] == pytest.approx(((maps[is_test] >= 0.5) == (masks[is_test] >= 0.5)).mean())
+
+
+def test_checkpoint_errors_are_clear(released, detector, tmp_path):
+    test = _script("test")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    shutil.copy(released / "head_000001.tar", folder)
+    with pytest.raises(CheckpointError, match=r"tail_000001\.tar: tail checkpoint not found"):
+        test.load_model(folder, 1)
+    with pytest.raises(SystemExit, match=r"tail_000001\.tar: tail checkpoint not found"):
+        test.main(["--checkpoint-dir", str(folder), "--epoch", "1", "--device", "cpu"])
+
+    save_part(folder / "tail_000001.tar", detector.lq_head)  # a head where the tail should be
+    with pytest.raises(CheckpointError, match="another architecture"):
+        test.load_model(folder, 1)
+
+    data = (released / "tail_000001.tar").read_bytes()
+    (folder / "tail_000001.tar").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        test.load_model(folder, 1)
+
+    shutil.copy(released / "tail_000001.tar", folder)
+    with pytest.raises(CheckpointError, match=r"head_N\.tar.*--compression c40"):
+        test.load_model(folder, 1, "c23")
+    with pytest.raises(CheckpointError, match="best.json not found"):
+        test.load_model(folder, "best")
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_would_run_code_is_refused(released, tmp_path):
+    folder, marker = tmp_path / "ckpt", tmp_path / "code_ran"
+    folder.mkdir()
+    shutil.copy(released / "head_000001.tar", folder)
+    torch.save({"net": _RunsCode(marker)}, folder / "tail_000001.tar")
+    with pytest.raises(CheckpointError, match="refused"):
+        _script("test").load_model(folder, 1)
+    assert not marker.exists()
+    torch.load(folder / "tail_000001.tar", weights_only=False)  # the file really is harmful when trusted
+    assert marker.exists()
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """A train.py --model xception run folder with its stored validation threshold."""
+    folder = tmp_path_factory.mktemp("xception_c23")
+    torch.manual_seed(1)
+    model = XceptionBaseline().eval()
+    _randomize_bn(model)
+    save_part(folder / "xception_000001.tar", model)
+    (folder / "config.json").write_text(json.dumps({"model": "xception", "image_size": SIZE, "compression": "c23"}))
+    (folder / "best.json").write_text(json.dumps({"epoch": 1, "val_auc": 0.5, "val_threshold_c23": 0.5}))
+    return folder, model
+
+
+def test_baseline_run_scored_with_its_stored_threshold(tiny_tree, baseline, tmp_path):
+    folder, model = baseline
+    test, evaluate = _script("test"), _script("eval")
+    test.main(_common(tiny_tree, tmp_path) + ["--checkpoint-dir", str(folder), "--compression", "c23",
+                                              "--val-max-frames", "0"])
+    rows = _read_csv(tmp_path / "scores.csv")
+    assert {r["split"] for r in rows} == {"test"} and not (tmp_path / "maps.npy").exists()
+    x = torch.stack([_model_input(tiny_tree[0], r, "c23") for r in rows[::5]])
+    with torch.no_grad():
+        expected = model(x).softmax(dim=1)[:, 1]
+    np.testing.assert_allclose([float(r["score"]) for r in rows[::5]], expected.numpy(), rtol=1e-4)
+
+    metrics = evaluate.evaluate(tmp_path / "scores.csv", plots=False)
+    labels = np.array([int(r["label"]) for r in rows])
+    scores = np.array([float(r["score"]) for r in rows])
+    assert metrics["model"] == "xception" and metrics["threshold_source"] == "run" and metrics["threshold"] == 0.5
+    assert metrics["acc"] == pytest.approx(((scores >= 0.5) == labels).mean())
+    assert metrics["mask_acc"] is None
+
+
+def test_eval_without_any_threshold_reports_what_it_can(tmp_path, capsys):
+    lines = ["video,frame,method,label,score", "000,0,real,0,0.1", "000,1,real,0,0.3", "001,0,real,0,0.2",
+             "000_001,0,Deepfakes,1,0.8", "000_001,1,Deepfakes,1,0.25", "001_000,0,Deepfakes,1,0.9"]
+    (tmp_path / "scores.csv").write_text("\n".join(lines) + "\n")
+    metrics = _script("eval").main(["--scores", str(tmp_path / "scores.csv"), "--no-plots"])
+    assert metrics["acc"] is None and metrics["threshold_source"] is None
+    assert metrics["best_acc"] == pytest.approx(5 / 6) and metrics["auc"] == pytest.approx(8 / 9)
+    assert metrics["video_auc"] == 1.0
+    assert "acc is not reported" in capsys.readouterr().out
+
+    (tmp_path / "bad.csv").write_text("video,frame,label\n000,0,0\n")
+    with pytest.raises(SystemExit, match=r"bad\.csv: no column method, score"):
+        _script("eval").main(["--scores", str(tmp_path / "bad.csv")])
+    np.save(tmp_path / "maps.npy", np.zeros((2, 2, 2), np.float16))
+    with pytest.raises(SystemExit, match=r"maps\.npy: 2 rows but 6"):
+        _script("eval").main(["--scores", str(tmp_path / "scores.csv")])
+
+
+def test_paper_table_equals_per_dataset_runs(tiny_tree, detector, baseline, tmp_path):
+    run = tmp_path / "detector"
+    for part in ("tail", "hq_head", "lq_head"):
+        save_part(run / f"{part}_000002.tar", getattr(detector, part))
+    (run / "config.json").write_text(json.dumps({"model": "detector", "image_size": SIZE}))
+    (run / "best.json").write_text(json.dumps({"epoch": 2, "val_auc": 0.5}))
+    out = tmp_path / "table"
+    args = _common(tiny_tree, out) + ["--checkpoint", f"method={run}", "--checkpoint",
+                                      f"Xception baseline@c23={baseline[0]}", "--datasets", "Deepfakes", "All"]
+    rows = _script("paper_table").main(args)
+    assert [(r["model"], r["compression"], r["dataset"]) for r in rows] == [
+        ("method", "c23", "Deepfakes"), ("method", "c23", "All"), ("method", "c40", "Deepfakes"),
+        ("method", "c40", "All"), ("Xception baseline", "c23", "Deepfakes"), ("Xception baseline", "c23", "All")]
+    table = (out / "table.md").read_text()
+    assert "| method | c23+c40 |" in table and "| Xception baseline | c23 |" in table
+    assert "Xception baseline: no checkpoint given for c40" in table
+    with open(out / "table.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6
+
+    # the Deepfakes column is what test.py --dataset Deepfakes and eval.py give
+    single = tmp_path / "single"
+    _script("test").main(_common(tiny_tree, single) + ["--checkpoint-dir", str(run), "--dataset", "Deepfakes"])
+    alone = _script("eval").evaluate(single / "scores.csv", plots=False)
+    cell = rows[2]
+    assert alone["frames"] == cell["frames"]
+    for key in ("acc", "auc", "video_auc"):
+        assert cell[key] == pytest.approx(alone[key])
