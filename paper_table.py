@@ -139,7 +139,6 @@ def build_table(args):
             if m is not None:
                 row.update({k: m[k] for k in METRICS})
             rows.append(row)
-        del model
     return rows, notes
 
 

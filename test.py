@@ -8,6 +8,7 @@ split, method, video, frame, label, score, label 1 = fake), maps.npy (the attent
 row order of scores.csv), masks.npy (the ground-truth masks at map size, when the face tree has them) and
 meta.json; eval.py --scores OUT/scores.csv turns them into metrics. The validation split is scored too so
 that eval.py can choose the decision threshold on it, never on the test split.
+--model auto and --image-size auto take the run's config.json (released folders: detector, 299 px).
 """
 import argparse
 import csv
@@ -58,9 +59,11 @@ def parse_args(argv=None):
     p.add_argument("--model", default=MODEL, choices=("auto", "detector", "xception"))
     p.add_argument("--dataset", default=DATASET, choices=DATASETS)
     p.add_argument("--compression", default=COMPRESSION, choices=ffpp.COMPRESSIONS)
-    p.add_argument("--max-frames", type=int, default=MAX_FRAMES)
-    p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES)
-    p.add_argument("--format", default=FORMAT, choices=("csv", "mat"))
+    p.add_argument("--max-frames", type=int, default=MAX_FRAMES, help="first frames of each test video")
+    p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES,
+                   help="first frames of each validation video (0: skip the validation split)")
+    p.add_argument("--format", default=FORMAT, choices=("csv", "mat"),
+                   help="mat also writes <compression>_<split>.mat for the released eval")
     p.add_argument("--precision", default=PRECISION, choices=("fp32", "bf16"))
     return p.parse_args(argv)
 
