@@ -19,13 +19,14 @@ import torch
 import train
 from forensics import cli
 from forensics.data import FaceFrames, ReferenceFaceFrames, index_frames, reference_model_input, to_model_input
-from forensics.scoring import make_loader, score_frames
+from forensics.scoring import autocast, make_loader, score_frames
 from forensics.synthetic import make_face_tree
 
 DEVICE = "auto"
 IMAGE_SIZE = 0          # 0: 299 on CUDA, 64 on CPU
 BATCH_SIZE = 0          # 0: 64 on CUDA, 8 on CPU
 TEST_BATCH_SIZE = 0     # 0: 128 on CUDA, 16 on CPU
+TEST_FRAMES = 0         # frames test.py's path scores, after a warm-up pass; 0: 12800 on CUDA, 64 on CPU
 STEPS = 0               # timed steps; 0: 40 on CUDA, 3 on CPU
 WARMUP = 0              # untimed steps first (compilation, cudnn autotuning); 0: 15 on CUDA, 1 on CPU
 WORKERS = cli.default_workers()
@@ -108,20 +109,29 @@ def measure(name, flags, opts, face_root, splits, device):
                       mask.to(device, non_blocking=True), label.to(device, non_blocking=True))
 
     result["train pairs/s (end to end)"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, full_step)
-    del loader, stream
 
-    # test.py's path: LQ head and tail over the frames' c40 crops, loading included
-    model = training.model
-    test_frames = frames[: opts.test_batch_size * max(opts.steps, 2)]
-    score = lambda: score_frames(model, face_root, test_frames, "c40", device, args.image_size,  # noqa: E731
-                                 opts.test_batch_size, opts.workers, args.precision, args.channels_last)
-    score()
+    # test.py's path: LQ head and tail over c40 crops, alone and with loading (a test set is large, so the
+    # loader's start-up is amortised: the warm-up pass is not timed)
+    model = training.model.eval()
+    x = model_input(next(iter(make_loader(dataset, opts.test_batch_size, 0)))[1], device, args.channels_last)
+
+    @torch.no_grad()
+    def infer():
+        with autocast(device, args.precision):
+            return model.score(x, "c40")
+
+    seconds = timed(device, opts.steps, opts.warmup, infer)
+    result["test frames/s (model)"] = len(x) * opts.steps / seconds
+    test_frames = (frames * (opts.test_frames // len(frames) + 1))[: opts.test_frames]
+    score = lambda n: score_frames(model, face_root, test_frames[:n], "c40", device,  # noqa: E731
+                                   args.image_size, opts.test_batch_size, opts.workers, args.precision,
+                                   args.channels_last)
+    score(opts.test_batch_size * 4)
     synchronize(device)
     started = time.perf_counter()
-    score()
+    score(len(test_frames))
     synchronize(device)
     result["test frames/s (end to end)"] = len(test_frames) / (time.perf_counter() - started)
-    del training, model
     reset_peak(device)
     print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), flush=True)
     return result
@@ -132,6 +142,7 @@ def main(argv=None):
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE,
                    batch_size=BATCH_SIZE, seed=SEED)
     p.add_argument("--test-batch-size", type=int, default=TEST_BATCH_SIZE)
+    p.add_argument("--test-frames", type=int, default=TEST_FRAMES)
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--warmup", type=int, default=WARMUP)
     p.add_argument("--only", choices=tuple(SETTINGS), help="measure one setting only")
@@ -141,6 +152,7 @@ def main(argv=None):
     opts.image_size = opts.image_size or (299 if cuda else 64)
     opts.batch_size = opts.batch_size or (64 if cuda else 8)
     opts.test_batch_size = opts.test_batch_size or (128 if cuda else 16)
+    opts.test_frames = opts.test_frames or (12800 if cuda else 64)
     opts.steps = opts.steps or (40 if cuda else 3)
     opts.warmup = opts.warmup or (15 if cuda else 1)
     torch.manual_seed(opts.seed)

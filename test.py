@@ -39,11 +39,11 @@ MAX_FRAMES = 140             # first frames of each test video (released: 140)
 VAL_MAX_FRAMES = 140         # first frames of each validation video; 0 skips the validation split
 IMAGE_SIZE = "auto"          # auto: the run's config.json, else 299
 FORMAT = "csv"               # csv, or mat to also write the .mat files of the released eval
-PRECISION = "fp32"
+PRECISION = "auto"           # auto: bf16 autocast and channels_last on CUDA, fp32 on the CPU
 OUT = "runs/test"
 DEVICE = "auto"
 WORKERS = cli.default_workers()
-BATCH_SIZE = 64
+BATCH_SIZE = 128
 SEED = 0
 DEFAULT_IMAGE_SIZE = 299
 COLUMNS = ("split", "method", "video", "frame", "label", "score", "compression")
@@ -64,7 +64,7 @@ def parse_args(argv=None):
                    help="first frames of each validation video (0: skip the validation split)")
     p.add_argument("--format", default=FORMAT, choices=("csv", "mat"),
                    help="mat also writes <compression>_<split>.mat for the released eval")
-    p.add_argument("--precision", default=PRECISION, choices=("fp32", "bf16"))
+    p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
     return p.parse_args(argv)
 
 
@@ -198,6 +198,8 @@ def test(model, info, face_root, splits, out, dataset=DATASET, compression=COMPR
     path of scores.csv."""
     out = Path(out)
     device = torch.device(device)
+    cuda = device.type == "cuda"
+    precision = ("bf16" if cuda else "fp32") if precision == "auto" else precision
     image_size = int(image_size or info.get("image_size") or DEFAULT_IMAGE_SIZE)
     split_frames = {}
     if val_max_frames > 0:
@@ -211,7 +213,7 @@ def test(model, info, face_root, splits, out, dataset=DATASET, compression=COMPR
     splits_of = [s for s, fs in split_frames.items() for _ in fs]
     model.to(device)
     scores, maps = score_frames(model, face_root, frames, compression, device, image_size, batch_size, workers,
-                                precision, channels_last=False, keep_maps=True, progress=True)
+                                precision, channels_last=cuda, keep_maps=True, progress=True)
     masks = None
     if maps is not None:
         maps = maps[:, 0]

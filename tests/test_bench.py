@@ -10,7 +10,8 @@ def test_bench_runs_on_cpu_and_reports_both_settings(capsys):
     assert set(results) == {"reference", "default"}
     for figures in results.values():
         assert set(figures) == {"loader samples/s", "train pairs/s (model)", "peak memory GiB (train)",
-                                "train pairs/s (end to end)", "test frames/s (end to end)"}
+                                "train pairs/s (end to end)", "test frames/s (model)",
+                                "test frames/s (end to end)"}
         assert all(math.isfinite(v) and v > 0 for v in figures.values())
     table = capsys.readouterr().out
     assert "| train pairs/s (end to end) |" in table and "default / reference" in table
