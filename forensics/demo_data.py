@@ -29,7 +29,7 @@ FPS = 25.0
 QUALITIES = {"c23": 23, "c40": 40}
 RAW = "raw"  # FF++'s name for the uncompressed (c0) renders, written only on request
 FACE_FRACTION = 0.42  # landmark box side / frame side: a close-up like most FF++ videos
-BOTTLENECK = 64  # Deepfakes' autoencoder output side, as in the faceswap model FF++ used
+BOTTLENECK = 48  # side of the Deepfakes face at its autoencoder's bottleneck: low enough to blur visibly
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MIN_SOURCE_FACE = 64  # px in the source: smaller faces would be upscaled into a blur
@@ -41,7 +41,7 @@ LOWER_JAW = list(range(5, 12))
 FACE_OUTLINE = list(range(0, 27))
 
 _DLIB = {}
-_CLIPS = {}  # originals for the fake workers, inherited through fork instead of pickled per task
+_CLIPS = {}  # the originals, sent to each fake worker once instead of with every task
 
 
 @dataclass
@@ -243,7 +243,7 @@ def deepfakes(target, source, rng):
 def faceswap(target, source, rng):
     """FaceSwap stand-in: the source face warped piecewise-affinely onto the target's landmarks (FaceSwap
     fits a 3D model to them), colour-corrected most of the way and blended with a narrow feather."""
-    strength = rng.uniform(0.7, 0.9)
+    strength = rng.uniform(0.5, 0.8)
     frames, masks = [], []
     for t, (frame, lt) in enumerate(zip(target.frames, target.landmarks)):
         s = t % len(source.frames)
@@ -261,13 +261,13 @@ def face2face(target, source, rng):
     to follow the source's expression, and the face is re-rendered smoother with a slight shading change,
     as Face2Face renders a textured 3D model."""
     moved = _reenacted(target, source, MOUTH + EYES + LOWER_JAW)
-    shading = rng.uniform(-4, 4, 3)
+    shading = rng.uniform(-6, 6, 3)
     frames, masks = [], []
     for frame, lt, ln in zip(target.frames, target.landmarks, moved):
         size = _face_size(lt)
         ring = _ring(_face_centre(lt), 0.85 * size)
         warped = _warp_mesh(frame, np.vstack([lt, ring]), np.vstack([ln, ring]))
-        content = _shift_lab(_low_res(warped, 2.0), shading)
+        content = _shift_lab(_low_res(warped, 2.5), shading)
         hard = cv2.dilate(_hull_mask(frame.shape, np.vstack([lt, ln])), np.ones((3, 3), np.uint8),
                           iterations=max(1, int(0.04 * size)))
         weight = _feathered(hard, 0.08 * size)
@@ -281,7 +281,7 @@ def neural_textures(target, source, rng):
     changed texture (lower resolution, shifted lip colour, a faint render grain). The mask is the mouth box,
     as FF++'s NeuralTextures masks are boxes; the blend weight is an ellipse inside it."""
     moved = _reenacted(target, source, MOUTH)
-    tint = (0, rng.uniform(3, 8), rng.uniform(-3, 3))
+    tint = (0, rng.uniform(4, 10), rng.uniform(-4, 4))
     frames, masks = [], []
     for frame, lt, ln in zip(target.frames, target.landmarks, moved):
         h, w = frame.shape[:2]
@@ -293,7 +293,7 @@ def neural_textures(target, source, rng):
         border = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [(x0 + x1) / 2, y0], [(x0 + x1) / 2, y1],
                            [x0, (y0 + y1) / 2], [x1, (y0 + y1) / 2]], np.float32)
         warped = _warp_mesh(frame, np.vstack([lt[MOUTH], border]), np.vstack([ln[MOUTH], border]))
-        grain = rng.normal(0, 2.0, ((y1 - y0 + 1) // 2, (x1 - x0 + 1) // 2, 1)).repeat(2, 0).repeat(2, 1)
+        grain = rng.normal(0, 3.0, ((y1 - y0 + 1) // 2, (x1 - x0 + 1) // 2, 1)).repeat(2, 0).repeat(2, 1)
         mouth = _shift_lab(_low_res(warped[y0:y1, x0:x1], 3.0), tint).astype(np.float32)
         content = warped.copy()
         content[y0:y1, x0:x1] = np.clip(np.rint(mouth + grain[:y1 - y0, :x1 - x0]), 0, 255).astype(np.uint8)
@@ -595,14 +595,18 @@ def _make_fake(task):
     return name
 
 
-def _init_worker():
-    cv2.setNumThreads(1)
+def _init_worker(clips):
+    cv2.setNumThreads(1)  # the pool already uses every core
+    _CLIPS.update(clips)
 
 
-def _map(fn, tasks, workers):
+def _map(fn, tasks, workers, clips=None):
+    """fn over tasks in worker processes. Spawned, not forked: a fork of a process whose OpenCV thread
+    pool is running (any caller that used cv2 before) can deadlock in the child."""
     if workers <= 1:
         return [fn(t) for t in tasks]
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                                   initargs=(clips or {},)) as pool:
         return pool.map(fn, tasks, chunksize=1)
 
 
@@ -649,20 +653,22 @@ def build(out, videos=16, frames=32, size=256, seed=0, source=None, workers=None
     start = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _dlib()  # loaded once here, shared by the forked workers
+    _dlib()  # fails here, before any work, if the landmark model is missing
     plans = _plan(source, videos, frames, workers, log)
     with tempfile.TemporaryDirectory(dir=out, prefix=".render.") as scratch:
         tasks = [(i, plans[i], frames, size, seed, out, raw, scratch) for i in range(videos)]
-        _CLIPS.clear()
-        _CLIPS.update(_map(_make_original, tasks, workers))
-        for name, clip in _CLIPS.items():
+        clips = dict(_map(_make_original, tasks, workers))
+        for name, clip in clips.items():
             log(f"original {name}: {len(clip.frames)} frames at {clip.fps:g} fps from {clip.origin}")
-        ids = sorted(_CLIPS)
+        ids = sorted(clips)
         pairs = [[ids[i], ids[i + 1]] for i in range(0, videos, 2)]
         tasks = [(m, t, s, seed, out, raw, scratch) for a, b in pairs for m in ffpp.METHODS
                  for t, s in ((a, b), (b, a))]
-        fakes = _map(_make_fake, tasks, workers)
-        _CLIPS.clear()
+        _CLIPS.update(clips)  # for workers <= 1, which run in this process
+        try:
+            fakes = _map(_make_fake, tasks, workers, clips)
+        finally:
+            _CLIPS.clear()
     for name, split in split_pairs(pairs, seed).items():
         write_json(out / "splits" / f"{name}.json", split)
     seconds = time.time() - start
