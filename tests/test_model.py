@@ -1,18 +1,12 @@
 """The split Xception, its released parameter names, checkpoint round trips and pretrained loading."""
 import pytest
 import torch
+from conftest import randomize_bn as _randomize_bn
 from timm.models.xception import Xception
 
 from models import AntiCompressionDetector, XceptionBaseline
 from models.checkpoints import CheckpointError, load_part, save_part
 from models.xception import AttentionHead, XceptionTail
-
-
-def _randomize_bn(module):
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
 
 
 def test_shapes_and_released_names():

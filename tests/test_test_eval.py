@@ -1,40 +1,23 @@
 """test.py, eval.py and paper_table.py end to end on the tiny synthetic tree, with checkpoints made here."""
 import csv
-import importlib.util
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import randomize_bn as _randomize_bn
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from models import AntiCompressionDetector, XceptionBaseline
 from models.checkpoints import CheckpointError, save_part
+from paper_table import _script
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
-
-
-def _script(name):
-    """By path: 'test' is also the standard library's test package."""
-    module_name = f"_script_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, REPO / f"{name}.py")
-        sys.modules[module_name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[module_name])
-    return sys.modules[module_name]
-
-
-def _randomize_bn(module):
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
 
 
 @pytest.fixture(scope="module")
