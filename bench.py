@@ -6,21 +6,27 @@
 reference: fp32, eager, plain Adam, per-sample PIL decode + torchvision transforms in the workers.
 default:   this project's defaults on the device (bf16 autocast, channels_last, torch.compile and fused Adam on
            CUDA), uint8 PNG decode in the workers, normalisation on the device.
-Both run on the same face tree (a synthetic one unless --face-root is given) and print side by side.
+Both run on the same face tree (a synthetic one unless --face-root is given) and print side by side,
+followed by the crop step's frames/s (create_faces_from_dlib_locs.py) against a single-process loop.
 """
 import argparse
 import gc
 import resource
 import tempfile
 import time
+from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
 import train
-from forensics import cli
+from forensics import cli, crops, ffpp
 from forensics.data import FaceFrames, ReferenceFaceFrames, index_frames, reference_model_input, to_model_input
 from forensics.scoring import autocast, make_loader, score_frames
+from forensics.fileio import write_image, write_json
 from forensics.synthetic import make_face_tree
+from forensics.video import read_frames
 
 DEVICE = "auto"
 IMAGE_SIZE = 0          # 0: 299 on CUDA, 64 on CPU
@@ -137,6 +143,40 @@ def measure(name, flags, opts, face_root, splits, device):
     return result
 
 
+def crop_throughput(tmp, workers, image_size=299, videos=12, frames=100, width=640, height=360):
+    """create_faces_from_dlib_locs.py's crop step (decode, cut c23 crops, write PNGs) in frames/s: a plain
+    single-process loop, create_faces in one process, and on all workers. Videos are made here with OpenCV,
+    so this runs where dlib and ffmpeg are not installed."""
+    root, locs = Path(tmp) / "crop_ffpp", Path(tmp) / "crop_locs"
+    rng = np.random.default_rng(0)
+    boxes = {}
+    for v in range(videos):
+        path = ffpp.video_path(root, ffpp.REAL, "c23", f"{v:03d}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (width, height))
+        base = cv2.resize(rng.integers(0, 256, (9, 16, 3), dtype=np.uint8), (width, height))
+        for f in range(frames):
+            writer.write(np.roll(base, 2 * f, axis=1))
+        writer.release()
+        boxes[f"{v:03d}"] = {str(f): [200 + f, 60, 240] for f in range(frames)}
+    write_json(locs / "dlib_real.json", boxes)
+    total = videos * frames
+    result = {}
+    started = time.perf_counter()
+    for video, video_boxes in boxes.items():
+        decoded = read_frames(ffpp.video_path(root, ffpp.REAL, "c23", video))
+        for index, crop in crops.crop_frames(decoded, {int(k): b for k, b in video_boxes.items()}, image_size):
+            write_image(Path(tmp) / "crop_loop" / video / f"{index}.png", crop)
+    result["crop frames/s, plain loop"] = total / (time.perf_counter() - started)
+    for n in sorted({0, workers}):
+        started = time.perf_counter()
+        tally = crops.create_faces(root, locs, Path(tmp) / f"crop_face{n}", methods=(ffpp.REAL,),
+                                   qualities=("c23",), masks=False, image_size=image_size, workers=n)
+        assert tally.frames_done == total, tally.summary()
+        result[f"crop frames/s, create_faces, {max(n, 1)} process(es)"] = total / (time.perf_counter() - started)
+    return result
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE,
@@ -146,6 +186,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--warmup", type=int, default=WARMUP)
     p.add_argument("--only", choices=tuple(SETTINGS), help="measure one setting only")
+    p.add_argument("--no-crop", dest="crop", action="store_false", help="skip the crop step's measurement")
     opts = p.parse_args(argv)
     device = cli.resolve_device(opts.device)
     cuda = device.type == "cuda"
@@ -174,6 +215,7 @@ def main(argv=None):
               f"{opts.workers} workers", flush=True)
         results = {n: measure(n, f, opts, face_root, splits, device)
                    for n, f in SETTINGS.items() if opts.only in (None, n)}
+        crop = crop_throughput(tmp, opts.workers) if opts.crop else {}
 
     keys = list(next(iter(results.values())))
     print(f"\n| measure | {' | '.join(results)} |{' default / reference |' if len(results) == 2 else ''}")
@@ -183,7 +225,11 @@ def main(argv=None):
         if len(results) == 2:
             row.append(f"{results['default'][k] / results['reference'][k]:.2f}x")
         print(f"| {k} | " + " | ".join(row) + " |")
-    return results
+    if crop:
+        print(f"\ncrop step (CPU, {opts.workers} workers, 299 px crops, synthetic 640x360 videos):")
+        for k, v in crop.items():
+            print(f"  {k}: {v:.1f}")
+    return dict(results, crop=crop)
 
 
 if __name__ == "__main__":
