@@ -62,7 +62,7 @@ def make_face_tree(root, pairs=(3, 1, 1), frames=4, size=64, seed=0, methods=ffp
     for name, lo, hi in zip(ffpp.SPLITS, bounds[:-1], bounds[1:]):
         write_json(splits_dir / f"{name}.json", all_pairs[lo:hi])
     jobs = []
-    for i, (a, b) in enumerate(all_pairs):
+    for a, b in all_pairs:
         for target, source in ((a, b), (b, a)):
             jobs.append((face_root, target, frames, size, seed * 1000 + int(target),
                          [(m, f"{target}_{source}") for m in methods]))
