@@ -9,7 +9,6 @@ Each manipulation is a stand-in for the FF++ method whose name it takes, built o
 Every fake equals its target outside its mask and blends into it at the boundary, so a detector must find
 the forgery itself: there is no patch, border or colour cast outside the face that it could learn instead.
 """
-import importlib.util
 import multiprocessing
 import tempfile
 import time
@@ -22,6 +21,7 @@ from scipy.spatial import Delaunay
 
 from . import ffpp
 from .cli import default_workers
+from .faces import dlib_model_path
 from .fileio import write_json
 from .video import iter_frames, reencode, video_info, write_video
 
@@ -54,23 +54,12 @@ class Clip:
 
 # ----------------------------------------------------------------------------------------- dlib
 
-def _landmark_model_path():
-    """dlib's 68-point predictor from face_recognition_models (whose __init__ needs pkg_resources, so find it)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("face_recognition_models is not installed: pip install face_recognition_models")
-    path = Path(spec.submodule_search_locations[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: dlib's landmark model is missing; reinstall face_recognition_models")
-    return str(path)
-
-
 def _dlib():
     if not _DLIB:
         import dlib
 
         _DLIB["detector"] = dlib.get_frontal_face_detector()
-        _DLIB["predictor"] = dlib.shape_predictor(_landmark_model_path())
+        _DLIB["predictor"] = dlib.shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks.dat")))
         _DLIB["rectangle"] = dlib.rectangle
     return _DLIB
 
