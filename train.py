@@ -22,10 +22,17 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from forensics import cli, ffpp
-from forensics.data import DATASETS, FaceFrames, ReferenceFaceFrames, index_frames, reference_model_input, \
-    to_model_input
+from forensics.data import (
+    DATASETS,
+    FaceFrames,
+    ReferenceFaceFrames,
+    index_frames,
+    reference_model_input,
+    to_model_input,
+)
 from forensics.fileio import read_json, write_json
 from forensics.losses import LossWeights, classification_loss, critic_loss, detector_losses
+from forensics.metrics import best_threshold
 from forensics.scoring import autocast, make_loader, score_frames
 from models import CompressionCritic, build_model
 from models.checkpoints import RUN_PARTS, checkpoint_path, load_part, save_part
@@ -227,20 +234,18 @@ class Training:
 
 
 def validate(model, args, device, val_frames):
-    """Frame AUC of the validation split at c23 and c40 (the baseline: at its own quality), and the
-    c40 threshold of best accuracy, which test.py and eval.py can reuse."""
-    raw = model.module if isinstance(model, DistributedDataParallel) else model
+    """Frame AUC of the validation split at c23 and c40 (the baseline: at its own quality) and the
+    threshold of best accuracy at each, which test.py and eval.py can reuse. Runs the plain model (not the
+    compiled or DDP-wrapped one), in eager mode."""
     labels = np.array([f.label for f in val_frames])
     qualities = (args.compression,) if args.model == "xception" else ffpp.COMPRESSIONS
     result = {}
     for quality in qualities:
-        scores, _ = score_frames(getattr(raw, "_orig_mod", raw), args.face_root, val_frames, quality, device,
+        scores, _ = score_frames(model, args.face_root, val_frames, quality, device,
                                  args.image_size, args.batch_size, args.workers, args.precision,
                                  args.channels_last)
         result[f"val_auc_{quality}"] = float(roc_auc_score(labels, scores))
-        order = np.sort(scores)
-        accs = [((scores >= t) == labels).mean() for t in order]
-        result[f"val_threshold_{quality}"] = float(order[int(np.argmax(accs))])
+        result[f"val_threshold_{quality}"] = best_threshold(labels, scores)[0]
     result["val_auc"] = result[f"val_auc_{qualities[-1]}"]
     return result
 
