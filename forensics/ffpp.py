@@ -1,4 +1,5 @@
 """FaceForensics++ on-disk layout, split files and the face/ crop tree, in one place."""
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -57,13 +58,20 @@ def read_split(splits_dir, name):
     return pairs
 
 
-def download_splits(out_dir):
-    """Fetch FF++'s official train/val/test split files from the FaceForensics repository."""
+def download_splits(out_dir, url=SPLITS_URL):
+    """Fetch FF++'s official train/val/test split files from the FaceForensics repository; a file that is
+    not a valid split list is refused before it replaces anything."""
     for name in SPLITS:
-        with urllib.request.urlopen(SPLITS_URL.format(name), timeout=30) as r:
-            data = r.read()
+        try:
+            with urllib.request.urlopen(url.format(name), timeout=30) as r:
+                data = r.read()
+        except OSError as e:
+            raise OSError(f"{url.format(name)}: download failed ({e}); without a network, copy FF++'s "
+                          f"dataset/splits/{name}.json into {out_dir} by hand") from None
+        with tempfile.TemporaryDirectory() as tmp:
+            write_bytes(Path(tmp) / f"{name}.json", data)
+            read_split(tmp, name)
         write_bytes(Path(out_dir) / f"{name}.json", data)
-        read_split(out_dir, name)
         print(f"wrote {Path(out_dir) / f'{name}.json'}")
 
 
