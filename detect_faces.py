@@ -66,8 +66,7 @@ def main(argv=None):
             splits_dir=args.splits, split=args.split, shard=shard, workers=args.workers)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    print(tally.summary())
-    return 1 if args.strict and tally.skips else 0
+    return tally.finish(args.strict)
 
 
 if __name__ == "__main__":

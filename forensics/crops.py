@@ -52,6 +52,11 @@ class Tally:
         for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    def finish(self, strict=False):
+        """Print the summary; the exit status: 1 under --strict when anything was skipped."""
+        print(self.summary())
+        return 1 if strict and self.skips else 0
+
     def summary(self):
         already = f" ({self.videos_already} already complete)" if self.videos_already else ""
         return (f"videos: {self.videos_done} done{already}, {self.videos_skipped} skipped; "

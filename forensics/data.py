@@ -74,23 +74,23 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
     return reals + fakes
 
 
+def _read(path, size, flags, interpolation, what):
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise OSError(f"{path}: cannot read this {what} (missing or corrupt); rerun create_faces_from_dlib_locs.py")
+    if image.shape[0] != size or image.shape[1] != size:
+        image = cv2.resize(image, (size, size), interpolation=interpolation)
+    return image
+
+
 def read_image(path, size):
     """RGB uint8 CHW tensor of side `size` (resized only when the crop has another size)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"{path}: cannot read this image (missing or corrupt); rerun create_faces_from_dlib_locs.py")
-    if image.shape[0] != size or image.shape[1] != size:
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    image = _read(path, size, cv2.IMREAD_COLOR, cv2.INTER_LINEAR, "image")
     return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
 
 
 def read_mask(path, size):
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise OSError(f"{path}: cannot read this mask (missing or corrupt); rerun create_faces_from_dlib_locs.py")
-    if mask.shape[0] != size or mask.shape[1] != size:
-        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(mask)[None]
+    return torch.from_numpy(_read(path, size, cv2.IMREAD_GRAYSCALE, cv2.INTER_AREA, "mask"))[None]
 
 
 class FaceFrames(Dataset):
