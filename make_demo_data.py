@@ -16,6 +16,8 @@ FRAMES = 32
 SIZE = 256
 SEED = 0
 SOURCE = None  # None: the built-in astronaut identities
+VAL_PAIRS = None  # None: 1 in 8 of the pairs (at least one); the rest after val and test pairs trains
+TEST_PAIRS = None  # None: 1 in 4 of the pairs (at least one)
 WORKERS = cli.default_workers()
 
 
@@ -28,9 +30,11 @@ def main(argv=None):
     p.add_argument("--source", default=SOURCE,
                    help="folder of face videos or photos to use instead of the built-in faces (default: built-in)")
     p.add_argument("--raw", action="store_true", help="also keep the lossless renders, as FF++'s raw/ videos")
+    p.add_argument("--val-pairs", type=int, default=VAL_PAIRS, help="pairs in the val split (default: 1 in 8)")
+    p.add_argument("--test-pairs", type=int, default=TEST_PAIRS, help="pairs in the test split (default: 1 in 4)")
     a = p.parse_args(argv)
     build(a.out, videos=a.videos, frames=a.frames, size=a.size, seed=a.seed, source=a.source,
-          workers=a.workers, raw=a.raw)
+          workers=a.workers, raw=a.raw, val_pairs=a.val_pairs, test_pairs=a.test_pairs)
 
 
 if __name__ == "__main__":

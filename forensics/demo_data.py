@@ -601,10 +601,15 @@ def _map(fn, tasks, workers, clips=None):
 
 # ------------------------------------------------------------------------------------- build
 
-def split_pairs(pairs, seed):
-    """FF++-style splits: pairs shuffled by seed, SPLIT_SHARES of them (at least one) to val and test."""
+def split_pairs(pairs, seed, val_pairs=None, test_pairs=None):
+    """FF++-style splits: pairs shuffled by seed, val_pairs and test_pairs of them (default: SPLIT_SHARES,
+    at least one each) to val and test, the rest (at least one) to train."""
     order = [pairs[i] for i in _rng(seed, 3).permutation(len(pairs))]
-    n_val, n_test = (max(1, round(len(pairs) * SPLIT_SHARES[s])) for s in ("val", "test"))
+    n_val, n_test = (max(1, round(len(pairs) * SPLIT_SHARES[s])) if n is None else n
+                     for s, n in (("val", val_pairs), ("test", test_pairs)))
+    if min(n_val, n_test) < 1 or n_val + n_test >= len(pairs):
+        raise ValueError(f"{n_val} val and {n_test} test pairs out of {len(pairs)}: each split needs at least "
+                         "one pair; lower --val-pairs/--test-pairs or raise --videos")
     chosen = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
     return {s: sorted(chosen[s]) for s in ffpp.SPLITS}
 
@@ -630,10 +635,12 @@ def _plan(source, videos, frames, workers, log):
     return plans
 
 
-def build(out, videos=16, frames=32, size=256, seed=0, source=None, workers=None, raw=False, log=print):
-    """Write the demo set under out; returns {'seconds', 'originals', 'fakes', 'skipped'} for the log."""
+def build(out, videos=16, frames=32, size=256, seed=0, source=None, workers=None, raw=False, val_pairs=None,
+          test_pairs=None, log=print):
+    """Write the demo set under out; returns {'seconds', 'originals', 'fakes', 'pairs'} for the log."""
     if videos < 6 or videos % 2:
         raise ValueError(f"--videos {videos}: need an even number, at least 6 (three pairs: train, val, test)")
+    split_pairs([[i, i + 1] for i in range(0, videos, 2)], seed, val_pairs, test_pairs)  # fail before any work
     if frames < 1:
         raise ValueError(f"--frames {frames}: need at least one frame")
     if size < 64 or size % 2:
@@ -658,7 +665,7 @@ def build(out, videos=16, frames=32, size=256, seed=0, source=None, workers=None
             fakes = _map(_make_fake, tasks, workers, clips)
         finally:
             _CLIPS.clear()
-    for name, split in split_pairs(pairs, seed).items():
+    for name, split in split_pairs(pairs, seed, val_pairs, test_pairs).items():
         write_json(out / "splits" / f"{name}.json", split)
     seconds = time.time() - start
     log(f"wrote {videos} originals and {len(fakes)} fakes ({len(fakes) // len(ffpp.METHODS)} per method), "

@@ -1,7 +1,9 @@
-"""bench.py keeps working: every measurement of both settings on CPU at a small size."""
+"""bench.py and benchmarks/compare_precision.py keep working, on CPU at small sizes."""
+import importlib.util
 import math
 
 import bench
+from conftest import REPO
 
 
 def test_bench_runs_on_cpu_and_reports_both_settings(capsys):
@@ -19,3 +21,24 @@ def test_bench_runs_on_cpu_and_reports_both_settings(capsys):
     table = capsys.readouterr().out
     assert "| train pairs/s (end to end) |" in table and "default / reference" in table
     assert "crop frames/s, plain loop" in table
+
+
+def test_compare_precision_runs_both_settings_and_reuses_finished_runs(tiny_tree, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("compare_precision", REPO / "benchmarks" / "compare_precision.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    face_root, splits = tiny_tree
+    argv = ["--face-root", str(face_root), "--splits", str(splits), "--out", str(tmp_path), "--device", "cpu",
+            "--workers", "0", "--image-size", "64", "--batch-size", "4", "--epochs", "1", "--seeds", "1",
+            "--jobs", "2", "--max-steps", "1"]
+    summary = compare.main(argv)
+    for q in ("c23", "c40"):
+        final = summary[q]["final"]
+        assert set(final) == {"default", "fp32"} and all(len(v) == 1 for v in final.values())
+        assert summary[q]["difference"] == [d - f for d, f in zip(final["default"], final["fp32"])]
+    config = (tmp_path / "fp32_seed1" / "config.json").read_text()
+    assert '"loader": "pil"' in config and '"seed": 1' in config and '"max_steps": 1' in config
+    assert '"loader": "fast"' in (tmp_path / "default_seed1" / "config.json").read_text()
+    assert "mean difference" in capsys.readouterr().out
+    again = compare.main(argv)
+    assert again == summary and capsys.readouterr().out.count("reusing") == 2

@@ -74,6 +74,11 @@ def test_layout_and_splits(builtin):
     assert sorted(p for s in splits.values() for p in s) == pairs
     sizes = {s: len(v) for s, v in demo_data.split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(8)], 0).items()}
     assert sizes == {"train": 5, "val": 1, "test": 2}
+    chosen = demo_data.split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(16)], 0, val_pairs=9, test_pairs=2)
+    assert {s: len(v) for s, v in chosen.items()} == {"train": 5, "val": 9, "test": 2}
+    assert sorted(p for v in chosen.values() for p in v) == sorted([str(2 * i), str(2 * i + 1)] for i in range(16))
+    with pytest.raises(ValueError, match="each split needs at least one pair"):
+        demo_data.split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(8)], 0, val_pairs=6, test_pairs=2)
 
 
 def test_h264_at_the_crf_it_claims(builtin):

@@ -1,0 +1,115 @@
+"""Validation AUC of the default fast path against the released fp32 path, over several seeds.
+
+    python benchmarks/compare_precision.py --face-root runs/demo/face --splits demo_data/splits --seeds 0 1 2
+
+default: bf16 autocast, channels_last, torch.compile, fused Adam, uint8 loader (train.py's defaults on CUDA).
+fp32:    fp32, eager, plain Adam, PIL loader (the released code's settings).
+Each (setting, seed) is one train.py run in OUT/<setting>_seed<N>, with the same data, seed and epochs; a run
+whose history already holds every epoch is reused, so an interrupted comparison goes on where it stopped.
+--jobs runs that many at once (they share the GPU: compare AUCs, not the pairs/s of such runs). Prints each
+seed's final-epoch validation AUC at c23 and c40 for both settings, their means, and the paired differences;
+writes OUT/summary.json.
+"""
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from forensics import cli  # noqa: E402
+from forensics.fileio import read_json, write_json  # noqa: E402
+
+FACE_ROOT = "runs/demo/face"
+SPLITS = "demo_data/splits"
+OUT = "runs/precision"
+SEEDS = (0, 1, 2)
+EPOCHS = 6
+IMAGE_SIZE = 299
+BATCH_SIZE = 64
+JOBS = 1
+WORKERS = cli.default_workers()
+DEVICE = "auto"
+QUALITIES = ("c23", "c40")
+SETTINGS = {
+    "default": [],
+    "fp32": ["--precision", "fp32", "--channels-last", "off", "--compile", "off", "--fused-adam", "off",
+             "--loader", "pil"],
+}
+
+
+def history(run, epochs):
+    """The run's history when it holds every epoch, else None."""
+    path = run / "history.json"
+    if not path.exists():
+        return None
+    entries = read_json(path, "training history")
+    return entries if len(entries) >= epochs else None
+
+
+def train(setting, seed, args, extra):
+    run = Path(args.out) / f"{setting}_seed{seed}"
+    done = history(run, args.epochs)
+    if done is not None:
+        print(f"{run.name}: reusing its {len(done)} epochs", flush=True)
+        return done
+    run.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(REPO / "train.py"), "--face-root", args.face_root, "--splits", args.splits,
+           "--out", str(run), "--device", args.device, "--workers", str(args.workers), "--image-size",
+           str(args.image_size), "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
+           "--seed", str(seed), "--pretrained", "none", *extra, *SETTINGS[setting]]
+    started = time.time()
+    with open(run / "train.log", "w") as log:
+        code = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"{run.name}: train.py exited with {code}; see {run / 'train.log'}")
+    print(f"{run.name}: {args.epochs} epochs in {time.time() - started:.0f} s", flush=True)
+    return history(run, args.epochs)
+
+
+def summarise(results, seeds):
+    """Per quality: each setting's final-epoch AUC per seed, mean and SD, and default - fp32 per seed."""
+    summary = {}
+    for q in QUALITIES:
+        final = {s: [results[s, seed][-1][f"val_auc_{q}"] for seed in seeds] for s in SETTINGS}
+        diffs = [d - f for d, f in zip(final["default"], final["fp32"])]
+        summary[q] = {"final": final, "difference": diffs,
+                      "mean": {s: statistics.mean(v) for s, v in final.items()},
+                      "sd": {s: statistics.stdev(v) if len(v) > 1 else 0.0 for s, v in final.items()},
+                      "mean_difference": statistics.mean(diffs)}
+    return summary
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT, device=DEVICE, workers=WORKERS,
+                   image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, epochs=EPOCHS)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    p.add_argument("--jobs", type=int, default=JOBS, help="train.py runs at once")
+    args, extra = p.parse_known_args(argv)  # anything else goes to every train.py run
+    runs = [(s, seed) for seed in args.seeds for s in SETTINGS]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(runs, pool.map(lambda r: train(*r, args, extra), runs)))
+    summary = summarise(results, args.seeds)
+    write_json(Path(args.out) / "summary.json", {"seeds": args.seeds, "epochs": args.epochs, **summary}, indent=2)
+    print(f"\nfinal-epoch validation AUC after {args.epochs} epochs, {args.image_size} px")
+    print("| seed | " + " | ".join(f"{s} {q}" for q in QUALITIES for s in SETTINGS) + " | " +
+          " | ".join(f"difference {q}" for q in QUALITIES) + " |")
+    print("|---" * (1 + 3 * len(QUALITIES)) + "|")
+    for i, seed in enumerate(args.seeds):
+        cells = [f"{summary[q]['final'][s][i]:.4f}" for q in QUALITIES for s in SETTINGS]
+        cells += [f"{summary[q]['difference'][i]:+.4f}" for q in QUALITIES]
+        print(f"| {seed} | " + " | ".join(cells) + " |")
+    for q in QUALITIES:
+        m, sd = summary[q]["mean"], summary[q]["sd"]
+        print(f"{q}: default {m['default']:.4f} (SD {sd['default']:.4f}), fp32 {m['fp32']:.4f} "
+              f"(SD {sd['fp32']:.4f}), mean difference {summary[q]['mean_difference']:+.4f}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
