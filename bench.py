@@ -8,6 +8,7 @@ default:   this project's defaults on the device (bf16 autocast, channels_last, 
            CUDA), uint8 PNG decode in the workers, normalisation on the device.
 Both run on the same face tree (a synthetic one unless --face-root is given) and print side by side,
 followed by the crop step's frames/s (create_faces_from_dlib_locs.py) against a single-process loop.
+--ablate measures which parts of the fast path matter: the default, then the default with one of them off.
 """
 import argparse
 import gc
@@ -44,6 +45,13 @@ SETTINGS = {
     "reference": ["--precision", "fp32", "--channels-last", "off", "--compile", "off", "--fused-adam", "off",
                   "--loader", "pil"],
     "default": [],
+}
+ABLATIONS = {  # --ablate: the default with one part of the fast path switched off at a time
+    "fp32": ["--precision", "fp32"],
+    "no channels_last": ["--channels-last", "off"],
+    "no compile": ["--compile", "off"],
+    "plain Adam": ["--fused-adam", "off"],
+    "PIL loader": ["--loader", "pil"],
 }
 
 
@@ -185,9 +193,15 @@ def main(argv=None):
     p.add_argument("--test-frames", type=int, default=TEST_FRAMES)
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--warmup", type=int, default=WARMUP)
-    p.add_argument("--only", choices=tuple(SETTINGS), help="measure one setting only")
+    p.add_argument("--only", choices=(*SETTINGS, *ABLATIONS), help="measure one setting only")
+    p.add_argument("--ablate", action="store_true",
+                   help="instead of the reference, measure the default with each part of the fast path switched off")
     p.add_argument("--no-crop", dest="crop", action="store_false", help="skip the crop step's measurement")
     opts = p.parse_args(argv)
+    settings = {"default": [], **ABLATIONS} if opts.ablate else SETTINGS
+    if opts.only not in (None, *settings):
+        p.error(f"--only {opts.only}: not measured {'with' if opts.ablate else 'without'} --ablate; "
+                f"choose one of {', '.join(settings)}")
     device = cli.resolve_device(opts.device)
     cuda = device.type == "cuda"
     opts.image_size = opts.image_size or (299 if cuda else 64)
@@ -214,16 +228,15 @@ def main(argv=None):
               f"test batch {opts.test_batch_size}, {opts.steps} timed steps after {opts.warmup}, "
               f"{opts.workers} workers", flush=True)
         results = {n: measure(n, f, opts, face_root, splits, device)
-                   for n, f in SETTINGS.items() if opts.only in (None, n)}
+                   for n, f in settings.items() if opts.only in (None, n)}
         crop = crop_throughput(tmp, opts.workers) if opts.crop else {}
 
-    keys = list(next(iter(results.values())))
-    print(f"\n| measure | {' | '.join(results)} |{' default / reference |' if len(results) == 2 else ''}")
-    print("|---|" + "---|" * (len(results) + (len(results) == 2)))
-    for k in keys:
-        row = [f"{results[n][k]:.1f}" for n in results]
-        if len(results) == 2:
-            row.append(f"{results['default'][k] / results['reference'][k]:.2f}x")
+    base = "default" if opts.ablate else "reference"
+    others = [n for n in results if n != base] if base in results else []
+    print(f"\n| measure | {' | '.join(results)} |" + "".join(f" {n} / {base} |" for n in others))
+    print("|---|" + "---|" * (len(results) + len(others)))
+    for k in next(iter(results.values())):
+        row = [f"{results[n][k]:.1f}" for n in results] + [f"{results[n][k] / results[base][k]:.2f}x" for n in others]
         print(f"| {k} | " + " | ".join(row) + " |")
     if crop:
         print(f"\ncrop step (CPU, {opts.workers} workers, 299 px crops, synthetic 640x360 videos):")

@@ -7,10 +7,11 @@ fp32:    fp32, eager, plain Adam, PIL loader (the released code's settings).
 Each (setting, seed) is one train.py run in OUT/<setting>_seed<N>, with the same data, seed and epochs; a run
 whose history already holds every epoch is reused, so an interrupted comparison goes on where it stopped.
 --jobs runs that many at once (they share the GPU: compare AUCs, not the pairs/s of such runs). Prints each
-seed's final-epoch validation AUC at c23 and c40 for both settings, their means, and the paired differences;
-writes OUT/summary.json.
+seed's validation AUC at c23 and c40 for both settings (final epoch, and the mean of the --last epochs), their
+means, and the paired differences with their standard error; writes OUT/summary.json.
 """
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ EPOCHS = 6
 IMAGE_SIZE = 299
 BATCH_SIZE = 64
 JOBS = 1
+LAST = 3                # also reported: the mean AUC of the last epochs
 WORKERS = cli.default_workers()
 DEVICE = "auto"
 QUALITIES = ("c23", "c40")
@@ -48,7 +50,7 @@ def history(run, epochs):
     if not path.exists():
         return None
     entries = read_json(path, "training history")
-    return entries if len(entries) >= epochs else None
+    return entries[:epochs] if len(entries) >= epochs else None
 
 
 def train(setting, seed, args, extra):
@@ -71,17 +73,54 @@ def train(setting, seed, args, extra):
     return history(run, args.epochs)
 
 
-def summarise(results, seeds):
-    """Per quality: each setting's final-epoch AUC per seed, mean and SD, and default - fp32 per seed."""
+def auc(history, quality, last):
+    """Validation AUC of the final epoch (last=1) or its mean over the last epochs, which evens out the
+    epoch-to-epoch swings of a short from-scratch run."""
+    return statistics.mean(h[f"val_auc_{quality}"] for h in history[-last:])
+
+
+def _sd(values):
+    """Sample standard deviation; None for a single value."""
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def summarise(results, seeds, last):
+    """Per statistic and quality: each setting's AUC per seed, mean and SD, and default - fp32 per seed
+    with its mean and standard error."""
     summary = {}
-    for q in QUALITIES:
-        final = {s: [results[s, seed][-1][f"val_auc_{q}"] for seed in seeds] for s in SETTINGS}
-        diffs = [d - f for d, f in zip(final["default"], final["fp32"])]
-        summary[q] = {"final": final, "difference": diffs,
-                      "mean": {s: statistics.mean(v) for s, v in final.items()},
-                      "sd": {s: statistics.stdev(v) if len(v) > 1 else 0.0 for s, v in final.items()},
-                      "mean_difference": statistics.mean(diffs)}
+    for statistic, k in {"final": 1, f"last_{last}": last}.items():
+        for q in QUALITIES:
+            values = {s: [auc(results[s, seed], q, k) for seed in seeds] for s in SETTINGS}
+            diffs = [d - f for d, f in zip(values["default"], values["fp32"])]
+            summary[f"{statistic}_{q}"] = {
+                "auc": values, "difference": diffs,
+                "mean": {s: statistics.mean(v) for s, v in values.items()},
+                "sd": {s: _sd(v) for s, v in values.items()},
+                "mean_difference": statistics.mean(diffs),
+                "se_difference": None if len(diffs) < 2 else statistics.stdev(diffs) / math.sqrt(len(diffs))}
     return summary
+
+
+def print_summary(summary, seeds, epochs, last):
+    for statistic, title in (("final", f"final-epoch validation AUC after {epochs} epochs"),
+                             (f"last_{last}", f"mean validation AUC of epochs {epochs - last + 1}-{epochs}")):
+        rows = {q: summary[f"{statistic}_{q}"] for q in QUALITIES}
+        print(f"\n{title}")
+        print("| seed | " + " | ".join(f"{s} {q}" for q in QUALITIES for s in SETTINGS) + " | "
+              + " | ".join(f"difference {q}" for q in QUALITIES) + " |")
+        print("|---" * (1 + 3 * len(QUALITIES)) + "|")
+        for i, seed in enumerate(seeds):
+            cells = [f"{rows[q]['auc'][s][i]:.4f}" for q in QUALITIES for s in SETTINGS]
+            cells += [f"{rows[q]['difference'][i]:+.4f}" for q in QUALITIES]
+            print(f"| {seed} | " + " | ".join(cells) + " |")
+        for q, r in rows.items():
+            m, sd = r["mean"], r["sd"]
+            print(f"{q}: default {m['default']:.4f} (SD {_fmt(sd['default'])}), fp32 {m['fp32']:.4f} "
+                  f"(SD {_fmt(sd['fp32'])}), difference {r['mean_difference']:+.4f} (SE {_fmt(r['se_difference'])})")
 
 
 def main(argv=None):
@@ -90,24 +129,16 @@ def main(argv=None):
                    image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, epochs=EPOCHS)
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--jobs", type=int, default=JOBS, help="train.py runs at once")
+    p.add_argument("--last", type=int, default=LAST, help="also report the mean AUC of this many last epochs")
     args, extra = p.parse_known_args(argv)  # anything else goes to every train.py run
+    if not 1 <= args.last <= args.epochs:
+        p.error(f"--last {args.last}: needs 1 to --epochs ({args.epochs})")
     runs = [(s, seed) for seed in args.seeds for s in SETTINGS]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = dict(zip(runs, pool.map(lambda r: train(*r, args, extra), runs)))
-    summary = summarise(results, args.seeds)
+    summary = summarise(results, args.seeds, args.last)
     write_json(Path(args.out) / "summary.json", {"seeds": args.seeds, "epochs": args.epochs, **summary}, indent=2)
-    print(f"\nfinal-epoch validation AUC after {args.epochs} epochs, {args.image_size} px")
-    print("| seed | " + " | ".join(f"{s} {q}" for q in QUALITIES for s in SETTINGS) + " | " +
-          " | ".join(f"difference {q}" for q in QUALITIES) + " |")
-    print("|---" * (1 + 3 * len(QUALITIES)) + "|")
-    for i, seed in enumerate(args.seeds):
-        cells = [f"{summary[q]['final'][s][i]:.4f}" for q in QUALITIES for s in SETTINGS]
-        cells += [f"{summary[q]['difference'][i]:+.4f}" for q in QUALITIES]
-        print(f"| {seed} | " + " | ".join(cells) + " |")
-    for q in QUALITIES:
-        m, sd = summary[q]["mean"], summary[q]["sd"]
-        print(f"{q}: default {m['default']:.4f} (SD {sd['default']:.4f}), fp32 {m['fp32']:.4f} "
-              f"(SD {sd['fp32']:.4f}), mean difference {summary[q]['mean_difference']:+.4f}")
+    print_summary(summary, args.seeds, args.epochs, args.last)
     return summary
 
 

@@ -1,6 +1,9 @@
 """bench.py and benchmarks/compare_precision.py keep working, on CPU at small sizes."""
 import importlib.util
+import json
 import math
+
+import pytest
 
 import bench
 from conftest import REPO
@@ -23,6 +26,18 @@ def test_bench_runs_on_cpu_and_reports_both_settings(capsys):
     assert "crop frames/s, plain loop" in table
 
 
+def test_ablation_measures_the_default_with_each_part_switched_off(capsys):
+    argv = ["--device", "cpu", "--workers", "0", "--steps", "1", "--warmup", "1", "--image-size", "64",
+            "--batch-size", "4", "--test-batch-size", "4", "--test-frames", "8", "--no-crop"]
+    results = bench.main([*argv, "--ablate"])
+    assert set(results) == {"default", "crop", *bench.ABLATIONS} and results["crop"] == {}
+    table = capsys.readouterr().out
+    assert all(f"| {n} / default |" in table for n in bench.ABLATIONS)
+    with pytest.raises(SystemExit):
+        bench.main([*argv, "--only", "no compile"])
+    assert "not measured without --ablate" in capsys.readouterr().err
+
+
 def test_compare_precision_runs_both_settings_and_reuses_finished_runs(tiny_tree, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("compare_precision", REPO / "benchmarks" / "compare_precision.py")
     compare = importlib.util.module_from_spec(spec)
@@ -30,15 +45,17 @@ def test_compare_precision_runs_both_settings_and_reuses_finished_runs(tiny_tree
     face_root, splits = tiny_tree
     argv = ["--face-root", str(face_root), "--splits", str(splits), "--out", str(tmp_path), "--device", "cpu",
             "--workers", "0", "--image-size", "64", "--batch-size", "4", "--epochs", "1", "--seeds", "1",
-            "--jobs", "2", "--max-steps", "1"]
+            "--jobs", "2", "--last", "1", "--max-steps", "1"]
     summary = compare.main(argv)
     for q in ("c23", "c40"):
-        final = summary[q]["final"]
+        final = summary[f"final_{q}"]["auc"]
         assert set(final) == {"default", "fp32"} and all(len(v) == 1 for v in final.values())
-        assert summary[q]["difference"] == [d - f for d, f in zip(final["default"], final["fp32"])]
+        assert summary[f"final_{q}"]["difference"] == [final["default"][0] - final["fp32"][0]]
+        history = json.loads((tmp_path / "fp32_seed1" / "history.json").read_text())
+        assert final["fp32"] == [history[-1][f"val_auc_{q}"]]
     config = (tmp_path / "fp32_seed1" / "config.json").read_text()
     assert '"loader": "pil"' in config and '"seed": 1' in config and '"max_steps": 1' in config
     assert '"loader": "fast"' in (tmp_path / "default_seed1" / "config.json").read_text()
-    assert "mean difference" in capsys.readouterr().out
+    assert "difference +0.0000 (SE n/a)" in capsys.readouterr().out  # CPU: both paths in fp32
     again = compare.main(argv)
     assert again == summary and capsys.readouterr().out.count("reusing") == 2
