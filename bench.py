@@ -42,8 +42,7 @@ SPLITS = None
 SEED = 0
 
 SETTINGS = {
-    "reference": ["--precision", "fp32", "--channels-last", "off", "--compile", "off", "--fused-adam", "off",
-                  "--loader", "pil"],
+    "reference": train.RELEASED_SETTINGS,
     "default": [],
 }
 ABLATIONS = {  # --ablate: the default with one part of the fast path switched off at a time

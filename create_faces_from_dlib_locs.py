@@ -8,7 +8,7 @@ skips finished videos and redoes only what a crash interrupted.
 import argparse
 import sys
 
-from forensics import cli, crops, ffpp
+from forensics import cli, crops
 
 FFPP_ROOT = "FaceForensics++"
 LOCS = "jsons"
@@ -22,12 +22,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, ffpp_root=FFPP_ROOT, locs=LOCS, out=FACE_ROOT, image_size=IMAGE_SIZE, workers=WORKERS)
     p.add_argument("--face-root", dest="out", help="same as --out: the face crop tree to write")
-    p.add_argument("--splits", default=None,
-                   help="folder with FF++'s train.json, val.json, test.json (default: --locs); used with --split")
-    p.add_argument("--split", choices=ffpp.SPLITS + ("all",), default=None,
-                   help="only the videos of this split (default: every video in the location files)")
-    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS],
-                   metavar="METHOD", help="real and/or FF++ methods (default: all five)")
+    cli.add_video_selection(p, splits_fallback="--locs", every_video="every video in the location files")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES,
                    help="only frames below this index, 0 for every frame with a box (default: 0)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if anything was skipped")

@@ -25,12 +25,7 @@ MAX_GAP = 5
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, ffpp_root=FFPP_ROOT, out=OUT, workers=WORKERS)
-    p.add_argument("--splits", default=None,
-                   help="folder with FF++'s train.json, val.json, test.json (default: --out); used with --split")
-    p.add_argument("--split", choices=ffpp.SPLITS + ("all",), default=None,
-                   help="only the videos of this split (default: every video found on disk)")
-    p.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS, default=[ffpp.REAL, *ffpp.METHODS],
-                   metavar="METHOD", help="real and/or FF++ methods (default: all five)")
+    cli.add_video_selection(p, splits_fallback="--out", every_video="every video found on disk")
     p.add_argument("--compression", choices=ffpp.COMPRESSIONS, default=COMPRESSION,
                    help=f"the videos to detect on (default: {COMPRESSION})")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES,

@@ -16,8 +16,8 @@ FRAMES = 32
 SIZE = 256
 SEED = 0
 SOURCE = None  # None: the built-in astronaut identities
-VAL_PAIRS = None  # None: 1 in 8 of the pairs (at least one); the rest after val and test pairs trains
-TEST_PAIRS = None  # None: 1 in 4 of the pairs (at least one)
+VAL_PAIRS = None  # None: 1 in 8 of the pairs (at least one)
+TEST_PAIRS = None  # None: 1 in 4 of the pairs (at least one); the other pairs train
 WORKERS = cli.default_workers()
 
 

@@ -76,6 +76,9 @@ FUSED_ADAM = "auto"          # auto: the fused Adam kernel on CUDA
 RESUME = False
 LOG_EVERY = 20               # steps between TensorBoard scalars
 MAX_STEPS = 0                # > 0 stops each epoch after this many steps (smoke tests, benchmarks)
+# the released code's path, kept reachable for comparison (bench.py, benchmarks/compare_precision.py)
+RELEASED_SETTINGS = ["--precision", "fp32", "--channels-last", "off", "--compile", "off", "--fused-adam", "off",
+                     "--loader", "pil"]
 
 
 def parse_args(argv=None):

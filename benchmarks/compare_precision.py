@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from forensics import cli  # noqa: E402
 from forensics.fileio import read_json, write_json  # noqa: E402
+from train import RELEASED_SETTINGS  # noqa: E402
 
 FACE_ROOT = "runs/demo/face"
 SPLITS = "demo_data/splits"
@@ -39,8 +40,7 @@ DEVICE = "auto"
 QUALITIES = ("c23", "c40")
 SETTINGS = {
     "default": [],
-    "fp32": ["--precision", "fp32", "--channels-last", "off", "--compile", "off", "--fused-adam", "off",
-             "--loader", "pil"],
+    "fp32": RELEASED_SETTINGS,
 }
 
 
@@ -73,10 +73,10 @@ def train(setting, seed, args, extra):
     return history(run, args.epochs)
 
 
-def auc(history, quality, last):
+def auc(entries, quality, last):
     """Validation AUC of the final epoch (last=1) or its mean over the last epochs, which evens out the
     epoch-to-epoch swings of a short from-scratch run."""
-    return statistics.mean(h[f"val_auc_{quality}"] for h in history[-last:])
+    return statistics.mean(h[f"val_auc_{quality}"] for h in entries[-last:])
 
 
 def _sd(values):
@@ -96,12 +96,13 @@ def summarise(results, seeds, last):
         for q in QUALITIES:
             values = {s: [auc(results[s, seed], q, k) for seed in seeds] for s in SETTINGS}
             diffs = [d - f for d, f in zip(values["default"], values["fp32"])]
+            sd = _sd(diffs)
             summary[f"{statistic}_{q}"] = {
                 "auc": values, "difference": diffs,
                 "mean": {s: statistics.mean(v) for s, v in values.items()},
                 "sd": {s: _sd(v) for s, v in values.items()},
                 "mean_difference": statistics.mean(diffs),
-                "se_difference": None if len(diffs) < 2 else statistics.stdev(diffs) / math.sqrt(len(diffs))}
+                "se_difference": None if sd is None else sd / math.sqrt(len(diffs))}
     return summary
 
 

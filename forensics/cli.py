@@ -6,6 +6,8 @@ Scripts keep their defaults as UPPERCASE constants at the top and pass them in h
 """
 import os
 
+from . import ffpp
+
 HELP = {
     "ffpp_root": "FF++ root holding original_sequences/ and manipulated_sequences/",
     "locs": "folder of face-location JSONs (dlib_<Method>.json, dlib_real.json)",
@@ -27,6 +29,18 @@ def add_common(parser, **defaults):
         kind = type(default) if default is not None and not isinstance(default, bool) else str
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind,
                             help=f"{HELP[name]} (default: {default})")
+    return parser
+
+
+def add_video_selection(parser, splits_fallback, every_video):
+    """--splits, --split and --methods of the preprocessing scripts: which FF++ videos to work on."""
+    parser.add_argument("--splits", default=None,
+                        help=f"{HELP['splits']} (default: {splits_fallback}); used with --split")
+    parser.add_argument("--split", choices=ffpp.SPLITS + ("all",), default=None,
+                        help=f"only the videos of this split (default: {every_video})")
+    parser.add_argument("--methods", nargs="+", choices=(ffpp.REAL,) + ffpp.METHODS,
+                        default=[ffpp.REAL, *ffpp.METHODS], metavar="METHOD",
+                        help="real and/or FF++ methods (default: all five)")
     return parser
 
 

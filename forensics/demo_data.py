@@ -601,15 +601,21 @@ def _map(fn, tasks, workers, clips=None):
 
 # ------------------------------------------------------------------------------------- build
 
-def split_pairs(pairs, seed, val_pairs=None, test_pairs=None):
-    """FF++-style splits: pairs shuffled by seed, val_pairs and test_pairs of them (default: SPLIT_SHARES,
-    at least one each) to val and test, the rest (at least one) to train."""
-    order = [pairs[i] for i in _rng(seed, 3).permutation(len(pairs))]
-    n_val, n_test = (max(1, round(len(pairs) * SPLIT_SHARES[s])) if n is None else n
+def split_sizes(n_pairs, val_pairs=None, test_pairs=None):
+    """(val, test) pair counts: as given, else SPLIT_SHARES of the pairs (at least one each); train keeps
+    the rest, at least one."""
+    n_val, n_test = (max(1, round(n_pairs * SPLIT_SHARES[s])) if n is None else n
                      for s, n in (("val", val_pairs), ("test", test_pairs)))
-    if min(n_val, n_test) < 1 or n_val + n_test >= len(pairs):
-        raise ValueError(f"{n_val} val and {n_test} test pairs out of {len(pairs)}: each split needs at least "
+    if min(n_val, n_test) < 1 or n_val + n_test >= n_pairs:
+        raise ValueError(f"{n_val} val and {n_test} test pairs out of {n_pairs}: each split needs at least "
                          "one pair; lower --val-pairs/--test-pairs or raise --videos")
+    return n_val, n_test
+
+
+def split_pairs(pairs, seed, val_pairs=None, test_pairs=None):
+    """FF++-style splits: pairs shuffled by seed, split_sizes of them to val and test, the rest to train."""
+    order = [pairs[i] for i in _rng(seed, 3).permutation(len(pairs))]
+    n_val, n_test = split_sizes(len(pairs), val_pairs, test_pairs)
     chosen = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
     return {s: sorted(chosen[s]) for s in ffpp.SPLITS}
 
@@ -640,7 +646,7 @@ def build(out, videos=16, frames=32, size=256, seed=0, source=None, workers=None
     """Write the demo set under out; returns {'seconds', 'originals', 'fakes', 'pairs'} for the log."""
     if videos < 6 or videos % 2:
         raise ValueError(f"--videos {videos}: need an even number, at least 6 (three pairs: train, val, test)")
-    split_pairs([[i, i + 1] for i in range(0, videos, 2)], seed, val_pairs, test_pairs)  # fail before any work
+    split_sizes(videos // 2, val_pairs, test_pairs)  # fails here, before any work
     if frames < 1:
         raise ValueError(f"--frames {frames}: need at least one frame")
     if size < 64 or size % 2:
