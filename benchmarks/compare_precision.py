@@ -6,9 +6,15 @@ default: bf16 autocast, channels_last, torch.compile, fused Adam, uint8 loader (
 fp32:    fp32, eager, plain Adam, PIL loader (the released code's settings).
 Each (setting, seed) is one train.py run in OUT/<setting>_seed<N>, with the same data, seed and epochs; a run
 whose history already holds every epoch is reused, so an interrupted comparison goes on where it stopped.
+A finished run's checkpoints are removed unless --keep-checkpoints (e.g. to score them with test.py).
 --jobs runs that many at once (they share the GPU: compare AUCs, not the pairs/s of such runs). Prints each
 seed's validation AUC at c23 and c40 for both settings (final epoch, and the mean of the --last epochs), their
-means, and the paired differences with their standard error; writes OUT/summary.json.
+means, the paired differences with their standard error and 95% confidence interval, and whether that interval
+lies within +-TOLERANCE (the issue's "within 0.01"); writes OUT/summary.json.
+
+Arguments it does not know go to every train.py run, before each setting's own flags. On a CPU with bf16
+support, `--device cpu --precision bf16` makes "default" bf16 autocast (its only change from fp32 there, as the
+CPU runs eager with the same pixels), so the effect of bf16 on training can be measured without a GPU.
 """
 import argparse
 import math
@@ -18,6 +24,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from scipy import stats
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -35,6 +43,7 @@ IMAGE_SIZE = 299
 BATCH_SIZE = 64
 JOBS = 1
 LAST = 3                # also reported: the mean AUC of the last epochs
+TOLERANCE = 0.01        # the mean difference should lie within this, with 95% confidence
 WORKERS = cli.default_workers()
 DEVICE = "auto"
 QUALITIES = ("c23", "c40")
@@ -70,6 +79,9 @@ def train(setting, seed, args, extra):
     if code != 0:
         raise SystemExit(f"{run.name}: train.py exited with {code}; see {run / 'train.log'}")
     print(f"{run.name}: {args.epochs} epochs in {time.time() - started:.0f} s", flush=True)
+    if not args.keep_checkpoints:  # about 0.3 GB an epoch: 40 runs of 4 epochs would fill 50 GB
+        for path in run.glob("*.tar"):
+            path.unlink()
     return history(run, args.epochs)
 
 
@@ -88,25 +100,36 @@ def _fmt(value):
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def summarise(results, seeds, last):
+def interval(diffs, level=0.95):
+    """Student-t confidence interval of the mean paired difference; None for a single seed."""
+    if len(diffs) < 2:
+        return None
+    mean, se = statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs))
+    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * se
+    return [mean - half, mean + half]
+
+
+def summarise(results, seeds, last, tolerance):
     """Per statistic and quality: each setting's AUC per seed, mean and SD, and default - fp32 per seed
-    with its mean and standard error."""
+    with its mean, standard error, 95% interval and whether the interval lies within +-tolerance."""
     summary = {}
     for statistic, k in {"final": 1, f"last_{last}": last}.items():
         for q in QUALITIES:
             values = {s: [auc(results[s, seed], q, k) for seed in seeds] for s in SETTINGS}
             diffs = [d - f for d, f in zip(values["default"], values["fp32"])]
-            sd = _sd(diffs)
+            sd, ci = _sd(diffs), interval(diffs)
             summary[f"{statistic}_{q}"] = {
                 "auc": values, "difference": diffs,
                 "mean": {s: statistics.mean(v) for s, v in values.items()},
                 "sd": {s: _sd(v) for s, v in values.items()},
                 "mean_difference": statistics.mean(diffs),
-                "se_difference": None if sd is None else sd / math.sqrt(len(diffs))}
+                "se_difference": None if sd is None else sd / math.sqrt(len(diffs)),
+                "ci95_difference": ci,
+                "within_tolerance": ci is not None and -tolerance <= ci[0] and ci[1] <= tolerance}
     return summary
 
 
-def print_summary(summary, seeds, epochs, last):
+def print_summary(summary, seeds, epochs, last, tolerance):
     for statistic, title in (("final", f"final-epoch validation AUC after {epochs} epochs"),
                              (f"last_{last}", f"mean validation AUC of epochs {epochs - last + 1}-{epochs}")):
         rows = {q: summary[f"{statistic}_{q}"] for q in QUALITIES}
@@ -120,8 +143,12 @@ def print_summary(summary, seeds, epochs, last):
             print(f"| {seed} | " + " | ".join(cells) + " |")
         for q, r in rows.items():
             m, sd = r["mean"], r["sd"]
+            ci = r["ci95_difference"]
+            verdict = ("n/a: one seed" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}], "
+                       + ("within" if r["within_tolerance"] else "not shown within") + f" +-{tolerance}")
             print(f"{q}: default {m['default']:.4f} (SD {_fmt(sd['default'])}), fp32 {m['fp32']:.4f} "
-                  f"(SD {_fmt(sd['fp32'])}), difference {r['mean_difference']:+.4f} (SE {_fmt(r['se_difference'])})")
+                  f"(SD {_fmt(sd['fp32'])}), difference {r['mean_difference']:+.4f} (SE {_fmt(r['se_difference'])}), "
+                  f"95% CI {verdict}")
 
 
 def main(argv=None):
@@ -131,15 +158,20 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--jobs", type=int, default=JOBS, help="train.py runs at once")
     p.add_argument("--last", type=int, default=LAST, help="also report the mean AUC of this many last epochs")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each run's checkpoints (removed by default: the comparison reads only the histories)")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE,
+                   help="report whether the 95%% interval of the mean difference lies within +-this")
     args, extra = p.parse_known_args(argv)  # anything else goes to every train.py run
     if not 1 <= args.last <= args.epochs:
         p.error(f"--last {args.last}: needs 1 to --epochs ({args.epochs})")
     runs = [(s, seed) for seed in args.seeds for s in SETTINGS]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = dict(zip(runs, pool.map(lambda r: train(*r, args, extra), runs)))
-    summary = summarise(results, args.seeds, args.last)
-    write_json(Path(args.out) / "summary.json", {"seeds": args.seeds, "epochs": args.epochs, **summary}, indent=2)
-    print_summary(summary, args.seeds, args.epochs, args.last)
+    summary = summarise(results, args.seeds, args.last, args.tolerance)
+    write_json(Path(args.out) / "summary.json", {"seeds": args.seeds, "epochs": args.epochs,
+                                                 "tolerance": args.tolerance, **summary}, indent=2)
+    print_summary(summary, args.seeds, args.epochs, args.last, args.tolerance)
     return summary
 
 

@@ -38,10 +38,15 @@ def test_ablation_measures_the_default_with_each_part_switched_off(capsys):
     assert "not measured without --ablate" in capsys.readouterr().err
 
 
-def test_compare_precision_runs_both_settings_and_reuses_finished_runs(tiny_tree, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def compare():
     spec = importlib.util.spec_from_file_location("compare_precision", REPO / "benchmarks" / "compare_precision.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_precision_runs_both_settings_and_reuses_finished_runs(compare, tiny_tree, tmp_path, capsys):
     face_root, splits = tiny_tree
     argv = ["--face-root", str(face_root), "--splits", str(splits), "--out", str(tmp_path), "--device", "cpu",
             "--workers", "0", "--image-size", "64", "--batch-size", "4", "--epochs", "1", "--seeds", "1",
@@ -56,6 +61,40 @@ def test_compare_precision_runs_both_settings_and_reuses_finished_runs(tiny_tree
     config = (tmp_path / "fp32_seed1" / "config.json").read_text()
     assert '"loader": "pil"' in config and '"seed": 1' in config and '"max_steps": 1' in config
     assert '"loader": "fast"' in (tmp_path / "default_seed1" / "config.json").read_text()
+    assert not list(tmp_path.glob("*/*.tar"))  # the comparison needs only the histories
     assert "difference +0.0000 (SE n/a)" in capsys.readouterr().out  # CPU: both paths in fp32
     again = compare.main(argv)
     assert again == summary and capsys.readouterr().out.count("reusing") == 2
+
+
+def test_compare_precision_interval_and_tolerance_verdict(compare):
+    # differences +0.01, -0.01, 0: mean 0, SE 0.01 / sqrt(3), t(0.975, 2 dof) = 4.3027
+    low, high = compare.interval([0.01, -0.01, 0.0])
+    assert low == pytest.approx(-0.024841, abs=1e-6) and high == pytest.approx(0.024841, abs=1e-6)
+    assert compare.interval([0.01]) is None
+
+    def run(*aucs):
+        return [{"val_auc_c23": a, "val_auc_c40": a} for a in aucs]
+    seeds = [0, 1, 2]
+    wide = {("default", s): run(0.5, d) for s, d in zip(seeds, (0.81, 0.79, 0.80))}
+    wide.update({("fp32", s): run(0.5, 0.80) for s in seeds})
+    summary = compare.summarise(wide, seeds, 2, tolerance=0.01)
+    assert summary["final_c40"]["ci95_difference"] == pytest.approx([-0.024841, 0.024841], abs=1e-6)
+    assert not summary["final_c40"]["within_tolerance"]
+    assert json.loads(json.dumps(summary)) == summary  # plain Python values, as summary.json needs
+    assert summary["last_2_c40"]["mean_difference"] == pytest.approx(0.0)
+    narrow = {("default", s): run(0.5, d) for s, d in zip(seeds, (0.801, 0.799, 0.800))}
+    narrow.update({("fp32", s): run(0.5, 0.80) for s in seeds})
+    assert compare.summarise(narrow, seeds, 1, tolerance=0.01)["final_c23"]["within_tolerance"]
+
+
+def test_compare_precision_passes_other_flags_to_both_runs_before_their_own(compare, tiny_tree, tmp_path):
+    # --precision bf16 is how the comparison measures bf16 autocast on a CPU; the fp32 run must stay fp32
+    face_root, splits = tiny_tree
+    compare.main(["--face-root", str(face_root), "--splits", str(splits), "--out", str(tmp_path), "--device", "cpu",
+                  "--workers", "0", "--image-size", "64", "--batch-size", "4", "--epochs", "1", "--seeds", "0",
+                  "--last", "1", "--max-steps", "1", "--precision", "bf16"])
+    default = json.loads((tmp_path / "default_seed0" / "config.json").read_text())
+    fp32 = json.loads((tmp_path / "fp32_seed0" / "config.json").read_text())
+    assert default["precision"] == "bf16" and default["max_steps"] == 1
+    assert fp32["precision"] == "fp32" and fp32["max_steps"] == 1
