@@ -96,16 +96,21 @@ def _sd(values):
     return statistics.stdev(values) if len(values) > 1 else None
 
 
+def _se(values):
+    """Standard error of the mean; None for a single value."""
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+
+
 def _fmt(value):
     return "n/a" if value is None else f"{value:.4f}"
 
 
 def interval(diffs, level=0.95):
     """Student-t confidence interval of the mean paired difference; None for a single seed."""
-    if len(diffs) < 2:
+    se = _se(diffs)
+    if se is None:
         return None
-    mean, se = statistics.mean(diffs), statistics.stdev(diffs) / math.sqrt(len(diffs))
-    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * se
+    mean, half = statistics.mean(diffs), float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1)) * se
     return [mean - half, mean + half]
 
 
@@ -117,13 +122,13 @@ def summarise(results, seeds, last, tolerance):
         for q in QUALITIES:
             values = {s: [auc(results[s, seed], q, k) for seed in seeds] for s in SETTINGS}
             diffs = [d - f for d, f in zip(values["default"], values["fp32"])]
-            sd, ci = _sd(diffs), interval(diffs)
+            ci = interval(diffs)
             summary[f"{statistic}_{q}"] = {
                 "auc": values, "difference": diffs,
                 "mean": {s: statistics.mean(v) for s, v in values.items()},
                 "sd": {s: _sd(v) for s, v in values.items()},
                 "mean_difference": statistics.mean(diffs),
-                "se_difference": None if sd is None else sd / math.sqrt(len(diffs)),
+                "se_difference": _se(diffs),
                 "ci95_difference": ci,
                 "within_tolerance": ci is not None and -tolerance <= ci[0] and ci[1] <= tolerance}
     return summary
