@@ -9,8 +9,11 @@ whose history already holds every epoch is reused, so an interrupted comparison 
 A finished run's checkpoints are removed unless --keep-checkpoints (e.g. to score them with test.py).
 --jobs runs that many at once (they share the GPU: compare AUCs, not the pairs/s of such runs). Prints each
 seed's validation AUC at c23 and c40 for both settings (final epoch, and the mean of the --last epochs), their
-means, the paired differences with their standard error and 95% confidence interval, and whether that interval
-lies within +-TOLERANCE (the issue's "within 0.01"); writes OUT/summary.json.
+means, the paired differences with their standard error and 95% confidence interval, and two one-sided t-tests
+against +-TOLERANCE (the issue's "within 0.01"): "no loss" (the default is not worse than fp32 by TOLERANCE or
+more) and "equivalent" (TOST: neither worse nor better by that much), each shown at the 5% level; writes
+OUT/summary.json. For scale it also gives the SD of the difference between two fp32 runs of different seeds
+(sqrt(2) x the fp32 SD): what one run against one run can resolve at all.
 
 Arguments it does not know go to every train.py run, before each setting's own flags. On a CPU with bf16
 support, `--device cpu --precision bf16` makes "default" bf16 autocast (its only change from fp32 there, as the
@@ -43,7 +46,8 @@ IMAGE_SIZE = 299
 BATCH_SIZE = 64
 JOBS = 1
 LAST = 3                # also reported: the mean AUC of the last epochs
-TOLERANCE = 0.01        # the mean difference should lie within this, with 95% confidence
+TOLERANCE = 0.01        # the margin of the no-loss and equivalence tests
+ALPHA = 0.05            # their level
 WORKERS = cli.default_workers()
 DEVICE = "auto"
 QUALITIES = ("c23", "c40")
@@ -114,23 +118,43 @@ def interval(diffs, level=0.95):
     return [mean - half, mean + half]
 
 
-def summarise(results, seeds, last, tolerance):
+def margin_tests(diffs, tolerance):
+    """One-sided t-test p-values of the mean paired difference against the margin: "no_loss" rejects
+    mean <= -tolerance, "equivalent" (TOST) rejects both mean <= -tolerance and mean >= +tolerance.
+    None for a single seed."""
+    se = _se(diffs)
+    if se is None:
+        return None
+    mean, t = statistics.mean(diffs), stats.t(len(diffs) - 1)
+    if se == 0:  # identical differences (e.g. both paths in fp32 on a CPU): nothing is uncertain
+        p_above, p_below = float(mean <= -tolerance), float(mean >= tolerance)
+    else:
+        p_above = float(t.sf((mean + tolerance) / se))   # H0: mean <= -tolerance
+        p_below = float(t.cdf((mean - tolerance) / se))  # H0: mean >= +tolerance
+    return {"no_loss": p_above, "equivalent": max(p_above, p_below)}
+
+
+def summarise(results, seeds, last, tolerance, alpha=ALPHA):
     """Per statistic and quality: each setting's AUC per seed, mean and SD, and default - fp32 per seed
-    with its mean, standard error, 95% interval and whether the interval lies within +-tolerance."""
+    with its mean, standard error, 95% interval and the margin tests' p-values and verdicts."""
     summary = {}
     for statistic, k in {"final": 1, f"last_{last}": last}.items():
         for q in QUALITIES:
             values = {s: [auc(results[s, seed], q, k) for seed in seeds] for s in SETTINGS}
             diffs = [d - f for d, f in zip(values["default"], values["fp32"])]
-            ci = interval(diffs)
+            sd = {s: _sd(v) for s, v in values.items()}
+            p = margin_tests(diffs, tolerance)
             summary[f"{statistic}_{q}"] = {
                 "auc": values, "difference": diffs,
-                "mean": {s: statistics.mean(v) for s, v in values.items()},
-                "sd": {s: _sd(v) for s, v in values.items()},
+                "mean": {s: statistics.mean(v) for s, v in values.items()}, "sd": sd,
                 "mean_difference": statistics.mean(diffs),
                 "se_difference": _se(diffs),
-                "ci95_difference": ci,
-                "within_tolerance": ci is not None and -tolerance <= ci[0] and ci[1] <= tolerance}
+                "ci95_difference": interval(diffs),
+                "sd_fp32_vs_fp32": None if sd["fp32"] is None else math.sqrt(2) * sd["fp32"],
+                "p_no_loss": None if p is None else p["no_loss"],
+                "p_equivalent": None if p is None else p["equivalent"],
+                "no_loss": p is not None and p["no_loss"] < alpha,
+                "equivalent": p is not None and p["equivalent"] < alpha}
     return summary
 
 
@@ -147,13 +171,17 @@ def print_summary(summary, seeds, epochs, last, tolerance):
             cells += [f"{rows[q]['difference'][i]:+.4f}" for q in QUALITIES]
             print(f"| {seed} | " + " | ".join(cells) + " |")
         for q, r in rows.items():
-            m, sd = r["mean"], r["sd"]
-            ci = r["ci95_difference"]
-            verdict = ("n/a: one seed" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}], "
-                       + ("within" if r["within_tolerance"] else "not shown within") + f" +-{tolerance}")
+            m, sd, ci = r["mean"], r["sd"], r["ci95_difference"]
             print(f"{q}: default {m['default']:.4f} (SD {_fmt(sd['default'])}), fp32 {m['fp32']:.4f} "
-                  f"(SD {_fmt(sd['fp32'])}), difference {r['mean_difference']:+.4f} (SE {_fmt(r['se_difference'])}), "
-                  f"95% CI {verdict}")
+                  f"(SD {_fmt(sd['fp32'])}), difference {r['mean_difference']:+.4f} (SE {_fmt(r['se_difference'])}"
+                  + ("" if ci is None else f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}]") + ")")
+            if ci is None:
+                print("  margin tests: n/a with one seed")
+                continue
+            print(f"  two fp32 runs of different seeds differ with SD {r['sd_fp32_vs_fp32']:.4f}; "
+                  f"no loss beyond {tolerance}: {'shown' if r['no_loss'] else 'not shown'} (p = {r['p_no_loss']:.3f}); "
+                  f"equivalent within +-{tolerance}: {'shown' if r['equivalent'] else 'not shown'} "
+                  f"(TOST p = {r['p_equivalent']:.3f})")
 
 
 def main(argv=None):
@@ -166,16 +194,18 @@ def main(argv=None):
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each run's checkpoints (removed by default: the comparison reads only the histories)")
     p.add_argument("--tolerance", type=float, default=TOLERANCE,
-                   help="report whether the 95%% interval of the mean difference lies within +-this")
+                   help="margin of the no-loss and equivalence tests of the mean difference")
+    p.add_argument("--alpha", type=float, default=ALPHA, help="level of those tests")
     args, extra = p.parse_known_args(argv)  # anything else goes to every train.py run
     if not 1 <= args.last <= args.epochs:
         p.error(f"--last {args.last}: needs 1 to --epochs ({args.epochs})")
     runs = [(s, seed) for seed in args.seeds for s in SETTINGS]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = dict(zip(runs, pool.map(lambda r: train(*r, args, extra), runs)))
-    summary = summarise(results, args.seeds, args.last, args.tolerance)
+    summary = summarise(results, args.seeds, args.last, args.tolerance, args.alpha)
     write_json(Path(args.out) / "summary.json", {"seeds": args.seeds, "epochs": args.epochs,
-                                                 "tolerance": args.tolerance, **summary}, indent=2)
+                                                 "tolerance": args.tolerance, "alpha": args.alpha, **summary},
+               indent=2)
     print_summary(summary, args.seeds, args.epochs, args.last, args.tolerance)
     return summary
 

@@ -67,25 +67,36 @@ def test_compare_precision_runs_both_settings_and_reuses_finished_runs(compare, 
     assert again == summary and capsys.readouterr().out.count("reusing") == 2
 
 
-def test_compare_precision_interval_and_tolerance_verdict(compare):
+def test_compare_precision_interval_and_margin_tests(compare):
     # differences +0.01, -0.01, 0: mean 0, SE 0.01 / sqrt(3), t(0.975, 2 dof) = 4.3027
     low, high = compare.interval([0.01, -0.01, 0.0])
     assert low == pytest.approx(-0.024841, abs=1e-6) and high == pytest.approx(0.024841, abs=1e-6)
-    assert compare.interval([0.01]) is None
+    assert compare.interval([0.01]) is None and compare.margin_tests([0.01], 0.01) is None
+    # with 2 dof, P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2; here t = 0.01 / SE = sqrt(3) both ways
+    p = compare.margin_tests([0.01, -0.01, 0.0], 0.01)
+    assert p["no_loss"] == pytest.approx(0.112702, abs=1e-6) and p["equivalent"] == pytest.approx(0.112702, abs=1e-6)
+    # default better by 0.03: no loss (t = 0.04 / SE = 6.928), but not equivalent (t = 0.02 / SE = 3.464)
+    p = compare.margin_tests([0.02, 0.04, 0.03], 0.01)
+    assert p["no_loss"] == pytest.approx(0.010102, abs=1e-6) and p["equivalent"] == pytest.approx(0.962910, abs=1e-6)
+    assert compare.margin_tests([0.0, 0.0], 0.01) == {"no_loss": 0.0, "equivalent": 0.0}
+    assert compare.margin_tests([-0.02, -0.02], 0.01) == {"no_loss": 1.0, "equivalent": 1.0}
 
     def run(*aucs):
         return [{"val_auc_c23": a, "val_auc_c40": a} for a in aucs]
     seeds = [0, 1, 2]
     wide = {("default", s): run(0.5, d) for s, d in zip(seeds, (0.81, 0.79, 0.80))}
-    wide.update({("fp32", s): run(0.5, 0.80) for s in seeds})
+    wide.update({("fp32", s): run(0.5, f) for s, f in zip(seeds, (0.79, 0.80, 0.81))})
     summary = compare.summarise(wide, seeds, 2, tolerance=0.01)
-    assert summary["final_c40"]["ci95_difference"] == pytest.approx([-0.024841, 0.024841], abs=1e-6)
-    assert not summary["final_c40"]["within_tolerance"]
+    final = summary["final_c40"]
+    assert final["difference"] == pytest.approx([0.02, -0.01, -0.01])
+    assert final["sd_fp32_vs_fp32"] == pytest.approx(0.01 * 2 ** 0.5)
+    assert not final["no_loss"] and not final["equivalent"] and final["p_no_loss"] > 0.05
     assert json.loads(json.dumps(summary)) == summary  # plain Python values, as summary.json needs
     assert summary["last_2_c40"]["mean_difference"] == pytest.approx(0.0)
     narrow = {("default", s): run(0.5, d) for s, d in zip(seeds, (0.801, 0.799, 0.800))}
     narrow.update({("fp32", s): run(0.5, 0.80) for s in seeds})
-    assert compare.summarise(narrow, seeds, 1, tolerance=0.01)["final_c23"]["within_tolerance"]
+    final = compare.summarise(narrow, seeds, 1, tolerance=0.01)["final_c23"]
+    assert final["no_loss"] and final["equivalent"] and final["p_equivalent"] == pytest.approx(0.001658, abs=1e-6)
 
 
 def test_compare_precision_passes_other_flags_to_both_runs_before_their_own(compare, tiny_tree, tmp_path):
