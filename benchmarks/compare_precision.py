@@ -11,7 +11,7 @@ A finished run's checkpoints are removed unless --keep-checkpoints (e.g. to scor
 seed's validation AUC at c23 and c40 for both settings (final epoch, and the mean of the --last epochs), their
 means, the paired differences with their standard error and 95% confidence interval, and two one-sided t-tests
 against +-TOLERANCE (the issue's "within 0.01"): "no loss" (the default is not worse than fp32 by TOLERANCE or
-more) and "equivalent" (TOST: neither worse nor better by that much), each shown at the 5% level; writes
+more) and "equivalent" (TOST: neither worse nor better by that much), each at level --alpha (0.05); writes
 OUT/summary.json. For scale it also gives the SD of the difference between two fp32 runs of different seeds
 (sqrt(2) x the fp32 SD): what one run against one run can resolve at all.
 
@@ -102,7 +102,8 @@ def _sd(values):
 
 def _se(values):
     """Standard error of the mean; None for a single value."""
-    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    sd = _sd(values)
+    return None if sd is None else sd / math.sqrt(len(values))
 
 
 def _fmt(value):
@@ -143,18 +144,17 @@ def summarise(results, seeds, last, tolerance, alpha=ALPHA):
             values = {s: [auc(results[s, seed], q, k) for seed in seeds] for s in SETTINGS}
             diffs = [d - f for d, f in zip(values["default"], values["fp32"])]
             sd = {s: _sd(v) for s, v in values.items()}
-            p = margin_tests(diffs, tolerance)
-            summary[f"{statistic}_{q}"] = {
+            p = margin_tests(diffs, tolerance) or {}
+            summary[f"{statistic}_{q}"] = entry = {
                 "auc": values, "difference": diffs,
                 "mean": {s: statistics.mean(v) for s, v in values.items()}, "sd": sd,
                 "mean_difference": statistics.mean(diffs),
                 "se_difference": _se(diffs),
                 "ci95_difference": interval(diffs),
-                "sd_fp32_vs_fp32": None if sd["fp32"] is None else math.sqrt(2) * sd["fp32"],
-                "p_no_loss": None if p is None else p["no_loss"],
-                "p_equivalent": None if p is None else p["equivalent"],
-                "no_loss": p is not None and p["no_loss"] < alpha,
-                "equivalent": p is not None and p["equivalent"] < alpha}
+                "sd_fp32_vs_fp32": None if sd["fp32"] is None else math.sqrt(2) * sd["fp32"]}
+            for test in ("no_loss", "equivalent"):
+                entry[f"p_{test}"] = p.get(test)
+                entry[test] = test in p and p[test] < alpha
     return summary
 
 
