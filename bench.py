@@ -6,28 +6,25 @@
 reference: fp32, eager, plain Adam, per-sample PIL decode + torchvision transforms in the workers.
 default:   this project's defaults on the device (bf16 autocast, channels_last, torch.compile and fused Adam on
            CUDA), uint8 PNG decode in the workers, normalisation on the device.
-Both run on the same face tree (a synthetic one unless --face-root is given) and print side by side,
-followed by the crop step's frames/s (create_faces_from_dlib_locs.py) against a single-process loop.
+Both run on the same face tree (a synthetic one unless --face-root is given) and print side by side.
 --ablate measures which parts of the fast path matter: the default, then the default with one of them off.
+The preprocessing steps (detection, cropping) are timed by benchmarks/bench_preprocess.py.
 """
 import argparse
+import dataclasses
 import gc
 import resource
 import tempfile
 import time
-from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 
-import train
-from forensics import cli, crops, ffpp
-from forensics.data import FaceFrames, ReferenceFaceFrames, index_frames, reference_model_input, to_model_input
-from forensics.scoring import autocast, make_loader, score_frames
-from forensics.fileio import write_image, write_json
-from forensics.synthetic import make_face_tree
-from forensics.video import read_frames
+from demokit.synthetic import make_face_tree
+from forensics import cli
+from forensics.data import FaceFrames, index_frames, make_loader, training_loader
+from forensics.device import autocast, resolve_device, synchronize
+from forensics.scoring import score_frames
+from forensics.training import RELEASED_SETTINGS, TrainConfig, Training
 
 DEVICE = "auto"
 IMAGE_SIZE = 0          # 0: 299 on CUDA, 64 on CPU
@@ -42,21 +39,16 @@ SPLITS = None
 SEED = 0
 
 SETTINGS = {
-    "reference": train.RELEASED_SETTINGS,
-    "default": [],
+    "reference": RELEASED_SETTINGS,
+    "default": {},
 }
 ABLATIONS = {  # --ablate: the default with one part of the fast path switched off at a time
-    "fp32": ["--precision", "fp32"],
-    "no channels_last": ["--channels-last", "off"],
-    "no compile": ["--compile", "off"],
-    "plain Adam": ["--fused-adam", "off"],
-    "PIL loader": ["--loader", "pil"],
+    "fp32": {"precision": "fp32"},
+    "no channels_last": {"channels_last": "off"},
+    "no compile": {"compile": "off"},
+    "plain Adam": {"fused_adam": "off"},
+    "PIL loader": {"loader": "pil"},
 }
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def peak_memory_gib(device):
@@ -89,56 +81,50 @@ def batches(loader):
         yield from loader
 
 
-def measure(name, flags, opts, face_root, splits, device):
-    args = train.parse_args(["--face-root", str(face_root), "--splits", str(splits), "--device", str(device),
-                             "--image-size", str(opts.image_size), "--batch-size", str(opts.batch_size),
-                             "--workers", str(opts.workers), "--pretrained", "none", *flags])
-    args = train.resolve_auto(args, device)
-    frames = index_frames(face_root, splits, "train", "All", args.max_frames, balance=True)
-    pil = args.loader == "pil"
-    dataset = (ReferenceFaceFrames if pil else FaceFrames)(face_root, frames, args.image_size)
-    model_input = reference_model_input if pil else to_model_input
+def measure(name, settings, opts, face_root, splits, device):
+    config = TrainConfig(face_root=str(face_root), splits=str(splits), image_size=opts.image_size,
+                         batch_size=opts.batch_size, workers=opts.workers, pretrained="none")
+    config = dataclasses.replace(config, **settings).resolved(device)
+    frames = index_frames(face_root, splits, "train", "All", config.max_frames, balance=True)
     result = {}
 
     # loader alone
-    loader = make_loader(dataset, args.batch_size, args.workers, shuffle=True, drop_last=True, device=device)
+    loader = training_loader(face_root, frames, config.qualities, True, config.image_size, config.batch_size,
+                             config.workers, config.loader, device)
     stream = batches(loader)
     result["loader samples/s"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, lambda: next(stream))
 
     # training step alone, on one batch kept on the device
     reset_peak(device)
-    training = train.Training(args, device).to_device()
-    *images, mask, label, _ = next(stream)
-    images = [model_input(x, device, args.channels_last) for x in images]
-    mask, label = mask.to(device), label.to(device)
-    seconds = timed(device, opts.steps, opts.warmup, lambda: training.step(images, mask, label))
+    training = Training(config, device).to_device()
+    batch = next(stream).to(device, config.channels_last)
+    seconds = timed(device, opts.steps, opts.warmup, lambda: training.step(batch))
     result["train pairs/s (model)"] = opts.batch_size * opts.steps / seconds
     result["peak memory GiB (train)"] = peak_memory_gib(device)
 
     # training end to end: loader, host-to-device copy, normalisation, step
     def full_step():
-        *images, mask, label, _ = next(stream)
-        training.step([model_input(x, device, args.channels_last) for x in images],
-                      mask.to(device, non_blocking=True), label.to(device, non_blocking=True))
+        training.step(next(stream).to(device, config.channels_last))
 
     result["train pairs/s (end to end)"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, full_step)
 
     # test.py's path: LQ head and tail over c40 crops, alone and with loading (a test set is large, so the
     # loader's start-up is amortised: the warm-up pass is not timed)
     model = training.model.eval()
-    x = model_input(next(iter(make_loader(dataset, opts.test_batch_size, 0)))[1], device, args.channels_last)
+    probe = FaceFrames(face_root, frames, config.image_size, ("c40",), masks=False, decoder=config.loader)
+    x = next(iter(make_loader(probe, opts.test_batch_size, 0))).to(device, config.channels_last).images["c40"]
 
     @torch.no_grad()
     def infer():
-        with autocast(device, args.precision):
+        with autocast(device, config.precision):
             return model.score(x, "c40")
 
     seconds = timed(device, opts.steps, opts.warmup, infer)
     result["test frames/s (model)"] = len(x) * opts.steps / seconds
     test_frames = (frames * (opts.test_frames // len(frames) + 1))[: opts.test_frames]
     score = lambda n: score_frames(model, face_root, test_frames[:n], "c40", device,  # noqa: E731
-                                   args.image_size, opts.test_batch_size, opts.workers, args.precision,
-                                   args.channels_last)
+                                   config.image_size, opts.test_batch_size, opts.workers, config.precision,
+                                   config.channels_last)
     score(opts.test_batch_size * 4)
     synchronize(device)
     started = time.perf_counter()
@@ -147,40 +133,6 @@ def measure(name, flags, opts, face_root, splits, device):
     result["test frames/s (end to end)"] = len(test_frames) / (time.perf_counter() - started)
     reset_peak(device)
     print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), flush=True)
-    return result
-
-
-def crop_throughput(tmp, workers, image_size=299, videos=12, frames=100, width=640, height=360):
-    """create_faces_from_dlib_locs.py's crop step (decode, cut c23 crops, write PNGs) in frames/s: a plain
-    single-process loop, create_faces in one process, and on all workers. Videos are made here with OpenCV,
-    so this runs where dlib and ffmpeg are not installed."""
-    root, locs = Path(tmp) / "crop_ffpp", Path(tmp) / "crop_locs"
-    rng = np.random.default_rng(0)
-    boxes = {}
-    for v in range(videos):
-        path = ffpp.video_path(root, ffpp.REAL, "c23", f"{v:03d}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (width, height))
-        base = cv2.resize(rng.integers(0, 256, (9, 16, 3), dtype=np.uint8), (width, height))
-        for f in range(frames):
-            writer.write(np.roll(base, 2 * f, axis=1))
-        writer.release()
-        boxes[f"{v:03d}"] = {str(f): [200 + f, 60, 240] for f in range(frames)}
-    write_json(locs / "dlib_real.json", boxes)
-    total = videos * frames
-    result = {}
-    started = time.perf_counter()
-    for video, video_boxes in boxes.items():
-        decoded = read_frames(ffpp.video_path(root, ffpp.REAL, "c23", video))
-        for index, crop in crops.crop_frames(decoded, {int(k): b for k, b in video_boxes.items()}, image_size):
-            write_image(Path(tmp) / "crop_loop" / video / f"{index}.png", crop)
-    result["crop frames/s, plain loop"] = total / (time.perf_counter() - started)
-    for n in sorted({0, workers}):
-        started = time.perf_counter()
-        tally = crops.create_faces(root, locs, Path(tmp) / f"crop_face{n}", methods=(ffpp.REAL,),
-                                   qualities=("c23",), masks=False, image_size=image_size, workers=n)
-        assert tally.frames_done == total, tally.summary()
-        result[f"crop frames/s, create_faces, {max(n, 1)} process(es)"] = total / (time.perf_counter() - started)
     return result
 
 
@@ -195,13 +147,12 @@ def main(argv=None):
     p.add_argument("--only", choices=(*SETTINGS, *ABLATIONS), help="measure one setting only")
     p.add_argument("--ablate", action="store_true",
                    help="instead of the reference, measure the default with each part of the fast path switched off")
-    p.add_argument("--no-crop", dest="crop", action="store_false", help="skip the crop step's measurement")
     opts = p.parse_args(argv)
-    settings = {"default": [], **ABLATIONS} if opts.ablate else SETTINGS
+    settings = {"default": {}, **ABLATIONS} if opts.ablate else SETTINGS
     if opts.only not in (None, *settings):
         p.error(f"--only {opts.only}: not measured {'with' if opts.ablate else 'without'} --ablate; "
                 f"choose one of {', '.join(settings)}")
-    device = cli.resolve_device(opts.device)
+    device = resolve_device(opts.device)
     cuda = device.type == "cuda"
     opts.image_size = opts.image_size or (299 if cuda else 64)
     opts.batch_size = opts.batch_size or (64 if cuda else 8)
@@ -228,7 +179,6 @@ def main(argv=None):
               f"{opts.workers} workers", flush=True)
         results = {n: measure(n, f, opts, face_root, splits, device)
                    for n, f in settings.items() if opts.only in (None, n)}
-        crop = crop_throughput(tmp, opts.workers) if opts.crop else {}
 
     base = "default" if opts.ablate else "reference"
     others = [n for n in results if n != base] if base in results else []
@@ -237,11 +187,7 @@ def main(argv=None):
     for k in next(iter(results.values())):
         row = [f"{results[n][k]:.1f}" for n in results] + [f"{results[n][k] / results[base][k]:.2f}x" for n in others]
         print(f"| {k} | " + " | ".join(row) + " |")
-    if crop:
-        print(f"\ncrop step (CPU, {opts.workers} workers, 299 px crops, synthetic 640x360 videos):")
-        for k, v in crop.items():
-            print(f"  {k}: {v:.1f}")
-    return dict(results, crop=crop)
+    return results
 
 
 if __name__ == "__main__":

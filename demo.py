@@ -16,6 +16,8 @@ from pathlib import Path
 from forensics import cli
 
 DATA = "demo_data"           # the FF++-shaped demo videos (make_demo_data.py --out)
+VIDEOS = 16                  # originals of the demo set (8 pairs)
+FRAMES = 32                  # frames of each demo video
 OUT = "runs/demo"            # locations, crops, runs, scores, table
 IMAGE_SIZE = 96              # crop side; the paper's 299 needs a GPU
 EPOCHS = 5                   # the method
@@ -46,6 +48,8 @@ def main(argv=None):
     cli.add_common(p, out=OUT, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE,
                    epochs=EPOCHS, seed=SEED)
     p.add_argument("--data", default=DATA, help=f"demo videos in FF++'s layout (default: {DATA})")
+    p.add_argument("--videos", type=int, default=VIDEOS, help=f"originals of a new demo set (default: {VIDEOS})")
+    p.add_argument("--frames", type=int, default=FRAMES, help=f"frames of each demo video (default: {FRAMES})")
     p.add_argument("--baseline-epochs", type=int, default=BASELINE_EPOCHS)
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES)
     p.add_argument("--lr", type=float, default=LR)
@@ -59,7 +63,8 @@ def main(argv=None):
     if (splits / "test.json").exists():
         print(f"using the demo videos in {data} (delete it to make them again)")
     else:
-        timings["demo data"] = run("make_demo_data.py", "--out", data, "--seed", args.seed, "--workers", args.workers)
+        timings["demo data"] = run("make_demo_data.py", "--out", data, "--videos", args.videos,
+                                   "--frames", args.frames, "--seed", args.seed, "--workers", args.workers)
     if (locs / "dlib_real.json").exists():
         print(f"using the face locations in {locs}")
     else:

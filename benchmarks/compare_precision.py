@@ -30,12 +30,11 @@ from pathlib import Path
 
 from scipy import stats
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from forensics import cli
+from forensics.fileio import read_json, write_json
+from forensics.training import RELEASED_SETTINGS, as_flags
 
-from forensics import cli  # noqa: E402
-from forensics.fileio import read_json, write_json  # noqa: E402
-from train import RELEASED_SETTINGS  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent  # where train.py is
 
 FACE_ROOT = "runs/demo/face"
 SPLITS = "demo_data/splits"
@@ -53,7 +52,7 @@ DEVICE = "auto"
 QUALITIES = ("c23", "c40")
 SETTINGS = {
     "default": [],
-    "fp32": RELEASED_SETTINGS,
+    "fp32": as_flags(RELEASED_SETTINGS),
 }
 
 

@@ -4,6 +4,7 @@ Scripts keep their defaults as UPPERCASE constants at the top and pass them in h
     p = argparse.ArgumentParser(description=__doc__)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT)
 """
+import argparse
 import os
 
 from . import ffpp
@@ -16,7 +17,7 @@ HELP = {
     "out": "where this script writes its output",
     "device": "auto, cpu, cuda or cuda:N",
     "workers": "worker processes (0 = in the main process)",
-    "image_size": "side of the square face image in pixels",
+    "image_size": "side of the square face image in pixels (auto, where allowed: the run's own size)",
     "batch_size": "samples per batch",
     "epochs": "training epochs",
     "seed": "random seed",
@@ -26,9 +27,11 @@ HELP = {
 def add_common(parser, **defaults):
     """Add the shared flags named in defaults, each with its default and its standard help."""
     for name, default in defaults.items():
+        text = f"{HELP[name]} (default: {default})"
         kind = type(default) if default is not None and not isinstance(default, bool) else str
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind,
-                            help=f"{HELP[name]} (default: {default})")
+        if name == "image_size" and default == "auto":
+            kind, default = auto_or_int, None
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind, help=text)
     return parser
 
 
@@ -48,12 +51,30 @@ def default_workers():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def resolve_device(name):
-    import torch
+def auto_or_int(value):
+    """argparse type of --image-size where 'auto' (the run's own size) is allowed: None or an int."""
+    if value in (None, "auto"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: use auto or a number of pixels") from None
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return device
+
+def parse_checkpoints(values):
+    """--checkpoint LABEL=DIR (every compression) or LABEL@c23=DIR (one compression), repeated, as
+    {label: DIR or {compression: DIR}}."""
+    checkpoints = {}
+    for value in values:
+        key, sep, folder = value.partition("=")
+        label, at, compression = key.partition("@")
+        if not sep or not label or not folder or (at and compression not in ffpp.COMPRESSIONS):
+            raise SystemExit(f"--checkpoint {value!r}: use LABEL=DIR or LABEL@c23=DIR / LABEL@c40=DIR")
+        if at:
+            entry = checkpoints.setdefault(label, {})
+            if not isinstance(entry, dict):
+                raise SystemExit(f"--checkpoint {value!r}: {label} already has one folder for every compression")
+            entry[compression] = folder
+        else:
+            checkpoints[label] = folder
+    return checkpoints

@@ -1,18 +1,21 @@
-"""Frames of the face/ tree for training and testing.
+"""Frames of the face/ tree for training and testing: the frame index, the dataset, one loader builder and
+the one step that moves a batch to the device.
 
-Workers only decode PNGs into uint8 tensors; conversion to float, normalisation (mean = std = 0.5, as the
-released code) and resizing of masks happen on the device in one batched step (see to_model_input).
+Workers only decode PNGs into uint8 tensors; conversion to float and normalisation (mean = std = 0.5, as
+the released code) happen on the device in one batched step (Batch.to). The released code's per-sample
+PIL path is kept behind decoder="pil" for comparison: its batches arrive normalised already.
 """
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
 
 from . import ffpp
 
-DATASETS = ffpp.METHODS + ("All",)
+DECODERS = ("fast", "pil")  # fast: uint8 PNG decode in the workers; pil: the released code's path
 
 
 @dataclass(frozen=True)
@@ -32,20 +35,14 @@ def _frame_numbers(folder):
     return {int(p.stem) for p in folder.glob("*.png") if p.stem.isdigit()}
 
 
-def methods_of(dataset):
-    if dataset not in DATASETS:
-        raise ValueError(f"--dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
-    return ffpp.METHODS if dataset == "All" else (dataset,)
-
-
-def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualities=("c23", "c40"),
+def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualities=ffpp.COMPRESSIONS,
                  need_masks=True, balance=False):
     """The frames of one split: for each real and fake video, its first max_frames frames that exist
     at every quality. A fake frame without its mask crop is an error, never a silent all-zero mask.
     With balance, real frames are repeated to match the number of fake frames (for All)."""
     face_root = Path(face_root)
     pairs = ffpp.read_split(splits_dir, split)
-    frames = {ffpp.REAL: [], **{m: [] for m in methods_of(dataset)}}
+    frames = {ffpp.REAL: [], **{m: [] for m in ffpp.methods_of(dataset)}}
     for method in frames:
         for video in ffpp.split_videos(pairs, method):
             numbers = set.intersection(*(_frame_numbers(ffpp.face_dir(face_root, method, q, video))
@@ -74,34 +71,84 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
     return reals + fakes
 
 
-def _read(path, size, flags, interpolation, what):
-    image = cv2.imread(str(path), flags)
+def read_png(path, size, grey=False):
+    """HxW(x3) uint8 array of side `size` (resized only when the crop has another size); BGR or grey."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
     if image is None:
+        what = "mask" if grey else "image"
         raise OSError(f"{path}: cannot read this {what} (missing or corrupt); rerun create_faces_from_dlib_locs.py")
     if image.shape[0] != size or image.shape[1] != size:
-        image = cv2.resize(image, (size, size), interpolation=interpolation)
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if grey else cv2.INTER_LINEAR)
     return image
 
 
 def read_image(path, size):
-    """RGB uint8 CHW tensor of side `size` (resized only when the crop has another size)."""
-    image = _read(path, size, cv2.IMREAD_COLOR, cv2.INTER_LINEAR, "image")
-    return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
+    """RGB uint8 CHW tensor."""
+    return torch.from_numpy(cv2.cvtColor(read_png(path, size), cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
 
 
 def read_mask(path, size):
-    return torch.from_numpy(_read(path, size, cv2.IMREAD_GRAYSCALE, cv2.INTER_AREA, "mask"))[None]
+    """1xHxW uint8 tensor, 0..255 as cropped (binarised later, at the map's size)."""
+    return torch.from_numpy(read_png(path, size, grey=True))[None]
+
+
+@dataclass
+class Batch:
+    """A batch by name. images: {quality: NCHW}, uint8 from the fast decoder or normalised float from the
+    PIL one until `to` makes both normalised float on the device; mask: Nx1xHxW 0..255 (zeros for real
+    frames), or None when the dataset reads no masks; label: 1 = fake; index: positions in the frame list."""
+    images: dict
+    mask: torch.Tensor | None
+    label: torch.Tensor
+    index: torch.Tensor
+
+    def pin_memory(self):
+        return Batch({q: x.pin_memory() for q, x in self.images.items()},
+                     None if self.mask is None else self.mask.pin_memory(),
+                     self.label.pin_memory(), self.index.pin_memory())
+
+    def to(self, device, channels_last=False):
+        """The batch on the device, images normalised: (x / 255 - 0.5) / 0.5."""
+        return Batch({q: model_input(x, device, channels_last) for q, x in self.images.items()},
+                     None if self.mask is None else self.mask.to(device, non_blocking=True),
+                     self.label.to(device, non_blocking=True), self.index)
+
+
+def model_input(images, device, channels_last=False):
+    """uint8 images are normalised on the device; float images (the PIL decoder's) are normalised already."""
+    x = images.to(device, non_blocking=True)
+    if x.dtype == torch.uint8:
+        x = x.float().div_(127.5).sub_(1.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def collate(samples):
+    images, masks, labels, indices = zip(*samples)
+    return Batch({q: torch.stack([s[q] for s in images]) for q in images[0]},
+                 None if masks[0] is None else torch.stack(masks),
+                 torch.tensor(labels), torch.tensor(indices))
 
 
 class FaceFrames(Dataset):
-    """(image per quality..., mask, label, index) as uint8 tensors; real frames get an all-zero mask."""
+    """Samples (images {quality: CHW}, mask or None, label, index) of a frame list; real frames get an
+    all-zero mask. decoder 'fast' gives uint8, 'pil' the released per-sample PIL/torchvision floats."""
 
-    def __init__(self, face_root, frames, image_size=299, qualities=("c23", "c40"), masks=True):
+    def __init__(self, face_root, frames, image_size=299, qualities=ffpp.COMPRESSIONS, masks=True, decoder="fast"):
+        if decoder not in DECODERS:
+            raise ValueError(f"--loader {decoder!r}: choose one of {', '.join(DECODERS)}")
         self.face_root = Path(face_root)
         self.frames = list(frames)
         self.size = image_size
         self.qualities = tuple(qualities)
         self.masks = masks
+        self.decoder = decoder
+        if decoder == "pil":
+            from torchvision import transforms
+
+            resize = transforms.Resize((image_size, image_size))
+            self.transform = transforms.Compose([resize, transforms.ToTensor(),
+                                                 transforms.Normalize([0.5] * 3, [0.5] * 3)])
+            self.mask_transform = transforms.Compose([resize, transforms.ToTensor()])
 
     def __len__(self):
         return len(self.frames)
@@ -109,50 +156,41 @@ class FaceFrames(Dataset):
     def path(self, frame, quality):
         return ffpp.face_dir(self.face_root, frame.method, quality, frame.video) / f"{frame.frame}.png"
 
-    def __getitem__(self, i):
-        frame = self.frames[i]
-        images = [read_image(self.path(frame, q), self.size) for q in self.qualities]
-        if not self.masks:
-            mask = torch.zeros(1, 1, 1, dtype=torch.uint8)
-        elif frame.label:
-            mask = read_mask(self.path(frame, ffpp.MASKS), self.size)
-        else:
-            mask = torch.zeros(1, self.size, self.size, dtype=torch.uint8)
-        return (*images, mask, frame.label, i)
-
-
-def to_model_input(images, device, channels_last=True):
-    """uint8 NCHW on the host to normalised float on the device: (x / 255 - 0.5) / 0.5."""
-    x = images.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-class ReferenceFaceFrames(FaceFrames):
-    """The released code's per-sample path: PIL decode, torchvision Resize, ToTensor and Normalize in the
-    worker, floats through the loader. Kept for comparison (bench.py, --loader pil)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from torchvision import transforms
-
-        self.transform = transforms.Compose([
-            transforms.Resize((self.size, self.size)), transforms.ToTensor(),
-            transforms.Normalize([0.5] * 3, [0.5] * 3)])
-        self.mask_transform = transforms.Compose([transforms.Resize((self.size, self.size)), transforms.ToTensor()])
-
-    def __getitem__(self, i):
+    def _image(self, path):
+        if self.decoder == "fast":
+            return read_image(path, self.size)
         from PIL import Image
 
+        return self.transform(Image.open(path).convert("RGB"))
+
+    def _mask(self, frame):
+        if not frame.label:
+            return torch.zeros(1, self.size, self.size, dtype=torch.uint8 if self.decoder == "fast" else torch.float)
+        path = self.path(frame, ffpp.MASKS)
+        if self.decoder == "fast":
+            return read_mask(path, self.size)
+        from PIL import Image
+
+        return self.mask_transform(Image.open(path).convert("L")).mul(255)
+
+    def __getitem__(self, i):
         frame = self.frames[i]
-        images = [self.transform(Image.open(self.path(frame, q)).convert("RGB")) for q in self.qualities]
-        if self.masks and frame.label:
-            mask = self.mask_transform(Image.open(self.path(frame, ffpp.MASKS)).convert("L")).mul(255)
-        else:
-            mask = torch.zeros(1, self.size, self.size)
-        return (*images, mask, frame.label, i)
+        images = {q: self._image(self.path(frame, q)) for q in self.qualities}
+        return images, self._mask(frame) if self.masks else None, frame.label, i
 
 
-def reference_model_input(images, device, channels_last=False):
-    """The reference loader's floats are already normalised; only move them."""
-    x = images.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+def make_loader(dataset, batch_size, workers, shuffle=False, sampler=None, drop_last=False, device=None):
+    cuda = device is not None and device.type == "cuda"
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=workers, pin_memory=cuda, drop_last=drop_last, collate_fn=collate,
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+
+
+def training_loader(face_root, frames, qualities, masks, image_size, batch_size, workers, decoder, device,
+                    seed=0, world=1, rank=0):
+    """The shuffled training loader (train.py and bench.py): one DistributedSampler shard per process under
+    torchrun; the last incomplete batch is dropped when there is at least one full batch per process."""
+    dataset = FaceFrames(face_root, frames, image_size, qualities, masks=masks, decoder=decoder)
+    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed) if world > 1 else None
+    return make_loader(dataset, batch_size, workers, shuffle=True, sampler=sampler,
+                       drop_last=len(dataset) >= batch_size * world, device=device)

@@ -8,6 +8,7 @@ from .fileio import read_json, write_bytes
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 REAL = "real"
 COMPRESSIONS = ("c23", "c40")
+DATASETS = METHODS + ("All",)  # what a model is trained or tested on: one method, or all four
 MASKS = "masks"
 SPLITS = ("train", "val", "test")
 SPLITS_URL = "https://raw.githubusercontent.com/ondyari/FaceForensics/master/dataset/splits/{}.json"
@@ -35,6 +36,13 @@ def face_dir(face_root, method, quality, video):
 def target_of(video):
     """The original whose frames a fake was built on: NNN for NNN_MMM (FF++ puts the target first)."""
     return str(video).split("_")[0]
+
+
+def methods_of(dataset):
+    """The fake methods of a dataset name (one of DATASETS)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"--dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
+    return METHODS if dataset == "All" else (dataset,)
 
 
 def split_videos(pairs, method):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-MASK_THRESHOLD = 0.2
+MASK_TARGET_THRESHOLD = 0.2  # a mask pixel above this counts as manipulated
 
 
 def metric_loss(embedding, label, r1=0.01, r2=18.0):
@@ -30,7 +30,7 @@ def attention_transfer_loss(hq_map, lq_map):
 def mask_target(mask, size):
     """Manipulation mask (uint8 0..255, Bx1xHxW) resized to the map and binarised at 0.2."""
     resized = F.interpolate(mask.float() / 255.0, size=size, mode="area")
-    return (resized > MASK_THRESHOLD).float()
+    return (resized > MASK_TARGET_THRESHOLD).float()
 
 
 def mask_loss(attention, target):

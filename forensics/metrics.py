@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 FPR_TARGETS = (1e-1, 1e-2, 1e-3, 1e-4)
-MASK_THRESHOLD = 0.5
+MAP_THRESHOLD = 0.5  # maps and masks binarised here for the pixel accuracy
 
 
 def _arrays(labels, scores):
@@ -115,7 +115,7 @@ def video_metrics(video_ids, scores, labels, threshold=None):
     }
 
 
-def mask_accuracy(maps, masks, threshold=MASK_THRESHOLD):
+def mask_accuracy(maps, masks, threshold=MAP_THRESHOLD):
     """Pixel accuracy of predicted attention maps against ground-truth masks of the same size, both
     binarised at the threshold, over all pixels of all frames (real frames have all-zero masks)."""
     maps, masks = np.asarray(maps), np.asarray(masks)

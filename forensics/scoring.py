@@ -1,44 +1,132 @@
-"""Scoring frames with a trained model: shared by train.py's validation and test.py."""
-import contextlib
+"""The one path from crops to scores (train.py's validation, test.py, the benchmarks), and the files
+test.py writes for eval.py: scores.csv, the attention maps, the ground-truth masks, meta.json and the
+released eval's .mat files."""
+import csv
+import io
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .data import FaceFrames, to_model_input
+from . import ffpp
+from .data import FaceFrames, index_frames, make_loader
+from .device import autocast, resolve_precision
+from .fileio import write_bytes, write_json
+from .losses import mask_target
+from .metrics import best_threshold
 
-
-def autocast(device, precision):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def make_loader(dataset, batch_size, workers, shuffle=False, sampler=None, drop_last=False, device=None):
-    cuda = device is not None and device.type == "cuda"
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=workers, pin_memory=cuda, drop_last=drop_last,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+SCORE_COLUMNS = ("split", "method", "video", "frame", "label", "score", "compression")
 
 
 @torch.no_grad()
 def score_frames(model, face_root, frames, quality, device, image_size=299, batch_size=128, workers=0,
-                 precision="fp32", channels_last=False, keep_maps=False, progress=False):
-    """Score of every frame (distance from the centre, or the baseline's fake probability), in order,
-    and, with keep_maps, the attention maps as a float16 array."""
-    dataset = FaceFrames(face_root, frames, image_size, qualities=(quality,), masks=False)
+                 precision="fp32", channels_last=False, keep_maps=False, keep_masks=False, progress=False):
+    """Score of every frame (distance from the centre, or the baseline's fake probability), in order.
+    keep_maps adds the attention maps (float16, N x h x w); keep_masks the ground-truth masks read in the
+    same pass, resized to the map and binarised as the training target is (uint8, N x h x w). Either is
+    None for a model without maps."""
+    dataset = FaceFrames(face_root, frames, image_size, qualities=(quality,), masks=keep_masks)
     loader = make_loader(dataset, batch_size, workers, device=device)
     was_training = model.training
     model.eval()
-    scores, maps = np.empty(len(dataset), np.float64), []
+    scores, maps, masks = np.empty(len(dataset), np.float64), [], []
     try:
-        for images, _, _, index in tqdm(loader, desc=f"score {quality}", disable=not progress, leave=False):
+        for batch in tqdm(loader, desc=f"score {quality}", disable=not progress, leave=False):
+            batch = batch.to(device, channels_last)
             with autocast(device, precision):
-                score, attention = model.score(to_model_input(images, device, channels_last), quality)
-            scores[index.numpy()] = score.float().cpu().numpy()
-            if keep_maps and attention is not None:
-                maps.append(attention.float().cpu().numpy().astype(np.float16))
+                score, attention = model.score(batch.images[quality], quality)
+            scores[batch.index.numpy()] = score.float().cpu().numpy()
+            if attention is not None and keep_maps:
+                maps.append(attention[:, 0].float().cpu().numpy().astype(np.float16))
+            if attention is not None and keep_masks:
+                masks.append(mask_target(batch.mask, attention.shape[-2:])[:, 0].cpu().numpy().astype(np.uint8))
     finally:
         model.train(was_training)
-    return scores, (np.concatenate(maps) if maps else None)
+    return scores, (np.concatenate(maps) if maps else None), (np.concatenate(masks) if masks else None)
+
+
+def _masks_available(face_root, frames):
+    return all((ffpp.face_dir(face_root, f.method, ffpp.MASKS, f.video) / f"{f.frame}.png").exists()
+               for f in frames if f.label)
+
+
+def _csv_text(rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SCORE_COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _write_mat(path, labels, scores, threshold, maps, masks):
+    from scipy.io import savemat
+
+    empty = np.zeros((0,), np.float32)
+    results = {"lab": labels.astype(np.int64), "score": scores.astype(np.float32),
+               "pred": (scores >= threshold).astype(np.uint8),
+               "mask": maps.astype(np.float32) if maps is not None else empty,
+               "msk": masks.astype(np.float32) if masks is not None else empty}
+    buffer = io.BytesIO()
+    savemat(buffer, results)
+    write_bytes(path, buffer.getvalue())
+
+
+def score_splits(model, info, face_root, splits, out, dataset="All", compression="c40", image_size=299,
+                 device=torch.device("cpu"), batch_size=128, workers=0, max_frames=140, val_max_frames=140,
+                 fmt="csv", precision="auto"):
+    """Score the val and test splits with a loaded model (runs.load_model) and write what eval.py reads;
+    returns the path of scores.csv. The validation split is scored so that eval.py can choose the
+    decision threshold on it, never on the test split."""
+    out = Path(out)
+    cuda = device.type == "cuda"
+    precision = resolve_precision(precision, device)
+    split_frames = {}
+    if val_max_frames > 0:
+        split_frames["val"] = index_frames(face_root, splits, "val", dataset, val_max_frames, (compression,),
+                                           need_masks=False)
+    split_frames["test"] = index_frames(face_root, splits, "test", dataset, max_frames, (compression,),
+                                        need_masks=False)
+    if info["model"] == "xception" and info.get("trained_on") not in (None, compression):
+        print(f"note: this baseline was trained on {info['trained_on']}, tested here on {compression}")
+    frames = [f for s in split_frames.values() for f in s]
+    splits_of = [s for s, fs in split_frames.items() for _ in fs]
+    with_masks = info["model"] == "detector" and _masks_available(face_root, frames)
+    if info["model"] == "detector" and not with_masks:
+        print(f"note: {face_root} lacks mask crops for some fake frames: no masks.npy, no mask accuracy")
+    model.to(device)
+    scores, maps, masks = score_frames(model, face_root, frames, compression, device, image_size, batch_size,
+                                       workers, precision, channels_last=cuda, keep_maps=True,
+                                       keep_masks=with_masks, progress=True)
+    labels = np.array([f.label for f in frames], np.int64)
+
+    rows = [(s, f.method, f.video, f.frame, f.label, repr(float(v)), compression)
+            for s, f, v in zip(splits_of, frames, scores)]
+    write_bytes(out / "scores.csv", _csv_text(rows).encode())
+    for name, array in (("maps.npy", maps), ("masks.npy", masks)):
+        if array is not None:
+            write_bytes(out / name, _npy_bytes(array))
+        elif (out / name).exists():
+            (out / name).unlink()  # a stale file of an earlier run would be read as this run's
+    meta = dict(info, dataset=dataset, compression=compression, image_size=image_size, face_root=str(face_root),
+                splits=str(splits), max_frames=max_frames, val_max_frames=val_max_frames, rows=len(rows),
+                frames={s: len(fs) for s, fs in split_frames.items()})
+    write_json(out / "meta.json", meta, indent=2)
+
+    if fmt == "mat":
+        is_val = np.array([s == "val" for s in splits_of])
+        threshold = best_threshold(labels[is_val], scores[is_val])[0] if is_val.any() else info["run_threshold"]
+        if threshold is None:
+            raise ValueError("--format mat needs a decision threshold for 'pred': score the validation split "
+                             "(--val-max-frames > 0) or test a train.py run whose history stores one")
+        for split in split_frames:
+            keep = np.array([s == split for s in splits_of])
+            _write_mat(out / f"{compression}_{split}.mat", labels[keep], scores[keep], threshold,
+                       None if maps is None else maps[keep], None if masks is None else masks[keep])
+    return out / "scores.csv"

@@ -11,8 +11,7 @@ import torch
 
 from forensics.fileio import write_torch
 
-RUN_PARTS = ("tail", "hq_head", "lq_head")
-RELEASED_PARTS = ("tail", "head")  # released files: head_{N:06d}.tar is the LQ head
+RUN_PARTS = ("tail", "hq_head", "lq_head")  # released folders hold tail and head (the LQ head) only
 
 
 class CheckpointError(RuntimeError):
@@ -23,6 +22,12 @@ def checkpoint_path(directory, part, epoch):
     return Path(directory) / f"{part}_{int(epoch):06d}.tar"
 
 
+def epochs_of(directory, part):
+    """The epochs for which directory holds part_NNNNNN.tar, sorted."""
+    stems = (p.stem.rsplit("_", 1)[1] for p in Path(directory).glob(f"{part}_*.tar"))
+    return sorted(int(s) for s in stems if s.isdigit())
+
+
 def read_checkpoint(path):
     path = Path(path)
     if not path.is_file():
@@ -30,8 +35,8 @@ def read_checkpoint(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused: the file holds Python objects that could run code, "
-                              f"not only tensors ({str(e).splitlines()[0]}). Re-save it as a plain state dict.") from None
+        raise CheckpointError(f"{path}: refused: the file holds Python objects that could run code, not only "
+                              f"tensors ({str(e).splitlines()[0]}). Re-save it as a plain state dict.") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError) as e:
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({e}); copy or download it again") from None
 

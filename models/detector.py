@@ -19,7 +19,7 @@ class AntiCompressionDetector(nn.Module):
         self.classifier = nn.Linear(EMBEDDING_DIM, 2) if classifier else None
 
     def head(self, quality):
-        return {"c23": self.hq_head, "hq": self.hq_head, "c40": self.lq_head, "lq": self.lq_head}[quality]
+        return {"c23": self.hq_head, "c40": self.lq_head}[quality]
 
     def forward(self, hq, lq):
         """Both streams of a batch of paired frames; the tail sees both halves as one batch."""

@@ -1,0 +1,272 @@
+"""From scores.csv to numbers: frame and video metrics at a validation-chosen threshold, per method and
+for All (eval.py), their plots, and the paper's table over several checkpoints (paper_table.py).
+
+The decision threshold (for ACC) is the one of best accuracy on the file's validation rows, and the metrics
+are computed on its test rows, so the test split never tunes anything. Without validation rows the threshold
+train.py stored for the epoch (meta.json beside the scores) is used; without either, only threshold-free
+metrics and the best accuracy over thresholds are reported. Each method's row takes that method's fakes and
+all real frames, with its own validation threshold: the numbers test.py --dataset <method> would give.
+Video accuracy compares each video's mean frame score with the threshold of best accuracy on the
+validation videos' means (or the same fallback).
+"""
+import csv
+import io
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from models.checkpoints import CheckpointError
+
+from . import ffpp
+from .fileio import read_json, write_json
+from .metrics import best_threshold, frame_metrics, mask_accuracy, video_metrics, video_scores
+from .runs import image_size_of, load_model
+from .scoring import score_splits
+
+REQUIRED = ("video", "frame", "method", "label", "score")  # the columns eval needs of a scores file
+
+
+def read_scores(path):
+    """scores.csv as a dict of arrays; a file without a split column is all test rows."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+            header = rows[0].keys() if rows else []
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: scores file not found; write it with test.py --out DIR") from None
+    missing = [c for c in REQUIRED if c not in header]
+    if not rows or missing:
+        raise ValueError(f"{path}: " + (f"no column {', '.join(missing)}" if rows else "no rows") +
+                         f"; expected a test.py scores file with columns {', '.join(REQUIRED)}")
+    try:
+        data = {"split": np.array([r.get("split") or "test" for r in rows]),
+                "method": np.array([r["method"] for r in rows]),
+                "video": np.array([r["video"] for r in rows]),
+                "frame": np.array([int(r["frame"]) for r in rows]),
+                "label": np.array([int(r["label"]) for r in rows]),
+                "score": np.array([float(r["score"]) for r in rows])}
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable row ({e}); the file is corrupt, rerun test.py") from None
+    if not np.isin(data["label"], (0, 1)).all():
+        raise ValueError(f"{path}: labels must be 0 (real) or 1 (fake)")
+    return data
+
+
+def _beside(scores_path, name, rows):
+    """maps.npy/masks.npy of the same test.py run, checked against the number of score rows."""
+    path = Path(scores_path).with_name(name)
+    if not path.exists():
+        return None
+    array = np.load(path)
+    if array.shape[0] != rows:
+        raise ValueError(f"{path}: {array.shape[0]} rows but {rows} in {scores_path}: the two come from "
+                         "different test.py runs; rerun test.py")
+    return array
+
+
+def evaluate_subset(data, keep, fallback_threshold=None, maps=None, masks=None):
+    """Metrics of the rows in `keep`: threshold chosen on their val rows, numbers on their test rows."""
+    val, test = keep & (data["split"] == "val"), keep & (data["split"] == "test")
+    if not test.any():
+        raise ValueError("no test rows to evaluate")
+    videos = np.char.add(np.char.add(data["method"], "/"), data["video"])
+    if val.any():
+        threshold, source = best_threshold(data["label"][val], data["score"][val])[0], "val"
+        _, val_means, val_labels = video_scores(videos[val], data["score"][val], data["label"][val])
+        video_threshold = best_threshold(val_labels, val_means)[0]
+    elif fallback_threshold is not None:
+        threshold = video_threshold = fallback_threshold
+        source = "run"
+    else:
+        threshold = video_threshold = source = None
+    result = frame_metrics(data["label"][test], data["score"][test], threshold)
+    result.update(video_metrics(videos[test], data["score"][test], data["label"][test], video_threshold))
+    result["threshold_source"] = source
+    result["mask_acc"] = mask_accuracy(maps[test], masks[test]) if maps is not None and masks is not None else None
+    return result
+
+
+def evaluate(scores_path, out=None, plots=True):
+    """metrics.json (and the plots) of one scores file; returns the metrics."""
+    scores_path = Path(scores_path)
+    data = read_scores(scores_path)
+    if not (data["split"] == "test").any():
+        raise ValueError(f"{scores_path}: no test rows (split column); rerun test.py, which scores the test split")
+    meta_path = scores_path.with_name("meta.json")
+    meta = read_json(meta_path, "test.py metadata") if meta_path.exists() else {}
+    rows = len(data["score"])
+    maps, masks = _beside(scores_path, "maps.npy", rows), _beside(scores_path, "masks.npy", rows)
+    everything = np.ones(rows, bool)
+    fallback = meta.get("run_threshold")
+    methods = [m for m in ffpp.METHODS if m in set(data["method"][data["split"] == "test"])]
+    metrics = {"scores": str(scores_path), "dataset": meta.get("dataset"), "compression": meta.get("compression"),
+               "model": meta.get("model"), "checkpoint_dir": meta.get("checkpoint_dir"), "epoch": meta.get("epoch"),
+               "methods": methods}
+    metrics.update(evaluate_subset(data, everything, fallback, maps, masks))
+    if metrics["threshold_source"] is None:
+        metrics["note"] = ("no validation rows and no stored run threshold: acc is not reported, "
+                           "best_acc is the accuracy of the best threshold on the test rows themselves")
+    if len(methods) > 1:
+        metrics["per_method"] = {
+            m: evaluate_subset(data, np.isin(data["method"], (m, ffpp.REAL)), fallback, maps, masks)
+            for m in methods}
+    out = Path(out) if out else scores_path.parent
+    write_json(out / "metrics.json", _json_safe(metrics), indent=2)
+    if plots:
+        plot(data, metrics, out)
+    return metrics
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def plot(data, metrics, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    test = data["split"] == "test"
+    labels, scores = data["label"][test], data["score"][test]
+    curves = {"All": np.ones(test.sum(), bool)}
+    curves.update({m: np.isin(data["method"][test], (m, ffpp.REAL)) for m in metrics.get("per_method", {})})
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, keep in curves.items():
+        if 0 < labels[keep].sum() < keep.sum():
+            fpr, tpr, _ = roc_curve(labels[keep], scores[keep])
+            auc = (metrics if name == "All" else metrics["per_method"][name])["auc"]
+            ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.4f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test frames")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.savefig(out / "roc.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.histogram_bin_edges(scores, bins=50)
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="real")
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="fake")
+    if metrics["threshold"] is not None:
+        ax.axvline(metrics["threshold"], color="k", ls="--", label=f"threshold ({metrics['threshold_source']})")
+    ax.set(xlabel="score", ylabel="frames", title="Scores of the test frames")
+    ax.legend(fontsize=8)
+    fig.savefig(out / "hist.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+def format_table(metrics):
+    cols = ("frames", "auc", "ap", "eer", "acc", "best_acc", "video_auc", "video_acc", "mask_acc")
+    tprs = list(metrics["tpr_at_fpr"])
+    header = ["", *cols, *(f"TPR@{t}" for t in tprs)]
+    rows = [("All" if metrics.get("per_method") else metrics.get("dataset") or "all", metrics)]
+    rows += list(metrics.get("per_method", {}).items())
+    lines = [header] + [[name, str(m["frames"]), *(_fmt(m[c]) for c in cols[1:]),
+                         *(_fmt(m["tpr_at_fpr"][t]) for t in tprs)] for name, m in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = "\n".join("  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in lines)
+    source = {"val": "best accuracy on the validation rows", "run": "stored by train.py for this epoch"}
+    text += (f"\nthreshold {metrics['threshold']:.6g} ({source[metrics['threshold_source']]})"
+             if metrics["threshold"] is not None else f"\n{metrics['note']}")
+    return text
+
+
+TABLE_COLUMNS = ("acc", "auc", "video_auc")  # the paper's columns
+TABLE_METRICS = ("acc", "auc", "video_auc", "best_acc", "eer", "ap", "video_acc", "frames", "videos",
+                 "threshold_source")
+TABLE_CSV_COLUMNS = ("model", "compression", "dataset") + TABLE_METRICS + ("trained_on", "checkpoint_dir", "epoch")
+
+
+def _slug(label):
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
+
+
+def _cell(metrics, dataset):
+    """The metrics of one dataset out of an All evaluation, or None when the face tree lacks it."""
+    if dataset == "All":
+        return metrics
+    if "per_method" in metrics:
+        return metrics["per_method"].get(dataset)
+    return metrics if metrics["methods"] == [dataset] else None
+
+
+def paper_table(checkpoints, face_root, splits, out, device, datasets=ffpp.DATASETS,
+                compressions=ffpp.COMPRESSIONS, epoch="best", image_size=None, batch_size=128, workers=0,
+                max_frames=140, val_max_frames=140):
+    """Score and evaluate every (checkpoint, compression) on All; returns (CSV rows, notes). checkpoints:
+    {label: DIR or {compression: DIR}}. Scores, metrics and plots stay under out/<label>/<compression>/."""
+    folders = {(label, c): value.get(c) if isinstance(value, dict) else value
+               for label, value in checkpoints.items() for c in compressions}
+    missing = sorted({f for f in folders.values() if f and not Path(f).is_dir()})
+    if missing:
+        raise FileNotFoundError(f"checkpoint folder not found: {', '.join(missing)}; train them first (train.py, "
+                                "--model xception for the baseline) or pass --checkpoint LABEL=DIR")
+    rows, notes = [], []
+    for (label, compression), folder in folders.items():
+        if folder is None:
+            notes.append(f"{label}: no checkpoint given for {compression}")
+            continue
+        try:
+            model, info = load_model(folder, epoch, compression)
+        except CheckpointError as e:
+            notes.append(f"{label} at {compression}: not tested: {e}")
+            print(f"skipped: {notes[-1]}")
+            continue
+        print(f"{label} at {compression}: {info['model']} from {folder}, epoch {info['epoch']}")
+        scores = score_splits(model, info, face_root, splits, Path(out) / _slug(label) / compression, "All",
+                              compression, image_size_of(image_size, info), device, batch_size, workers,
+                              max_frames, val_max_frames)
+        metrics = evaluate(scores)
+        for dataset in datasets:
+            m = _cell(metrics, dataset)
+            row = {"model": label, "compression": compression, "dataset": dataset, "trained_on": info["trained_on"],
+                   "checkpoint_dir": folder, "epoch": info["epoch"]}
+            if m is not None:
+                row.update({k: m[k] for k in TABLE_METRICS})
+            rows.append(row)
+    return rows, notes
+
+
+def _percent(value):
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def table_markdown(rows, notes, datasets, compressions):
+    lines = ["ACC, AUC and video AUC in %, test split; ACC at the threshold of best validation accuracy.", ""]
+    labels = list(dict.fromkeys(r["model"] for r in rows))
+    index = {(r["model"], r["compression"], r["dataset"]): r for r in rows}
+    for compression in compressions:
+        header = ["Model", "Trained on"] + [f"{d} {c}" for d in datasets
+                                            for c in ("ACC", "AUC", "video AUC")]
+        lines += [f"### {compression}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+        for label in labels:
+            cells = [index.get((label, compression, d)) for d in datasets]
+            if not any(cells):
+                continue
+            trained = next(c["trained_on"] for c in cells if c) or "?"
+            values = [_percent(c.get(k) if c else None) for c in cells for k in TABLE_COLUMNS]
+            lines.append("| " + " | ".join([label, trained] + values) + " |")
+        lines.append("")
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def table_csv(rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, TABLE_CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: ("" if r.get(k) is None else r[k]) for k in TABLE_CSV_COLUMNS} for r in rows)
+    return buffer.getvalue()

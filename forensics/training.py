@@ -1,0 +1,213 @@
+"""Training: the configuration, the model with one optimiser per saved part, one optimisation step,
+validation, and the distributed set-up. train.py runs the loop; bench.py times the same step."""
+import dataclasses
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from sklearn.metrics import roc_auc_score
+from torch.nn.parallel import DistributedDataParallel
+
+from models import CompressionCritic, build_model
+from models.checkpoints import RUN_PARTS, checkpoint_path, load_part, save_part
+
+from . import ffpp
+from .device import autocast, resolve_precision, resolve_switch
+from .losses import LossWeights, classification_loss, critic_loss, detector_losses
+from .metrics import best_threshold
+from .scoring import score_frames
+
+MODELS = ("detector", "xception")
+SWITCH = ("auto", "on", "off")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on; train.py's flags and config.json have these names. The
+    defaults are train.py's (its UPPERCASE constants, which a test keeps equal to these)."""
+    face_root: str = "face"
+    splits: str = "jsons"
+    dataset: str = "All"
+    max_frames: int = 270
+    val_max_frames: int = 140
+    image_size: int = 299
+    workers: int = 0
+    loader: str = "fast"
+    model: str = "detector"
+    compression: str = "c23"
+    pretrained: str = "imagenet"
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    seed: int = 0
+    r1: float = 0.01
+    r2: float = 18.0
+    metric_weight: float = 1.0
+    pairing_weight: float = 0.2
+    attention_weight: float = 1.0
+    mask_weight: float = 1.0
+    classifier_weight: float = 0.0
+    adversarial_weight: float = 0.0
+    gradient_penalty: float = 10.0
+    critic_lr: float = 1e-4
+    out: str = "runs/detector"
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: str = "auto"
+    compile: str = "auto"
+    fused_adam: str = "auto"
+    resume: bool = False
+    log_every: int = 20
+    max_steps: int = 0
+
+    @property
+    def qualities(self):
+        """The crops a sample reads: both for the detector, the baseline's own quality for the baseline."""
+        return ffpp.COMPRESSIONS if self.model == "detector" else (self.compression,)
+
+    def loss_weights(self):
+        return LossWeights(r1=self.r1, r2=self.r2, metric=self.metric_weight, pairing=self.pairing_weight,
+                           attention=self.attention_weight, mask=self.mask_weight,
+                           classifier=self.classifier_weight, adversarial=self.adversarial_weight,
+                           gradient_penalty=self.gradient_penalty)
+
+    def resolved(self, device):
+        """A copy with the 'auto' settings decided for this device (the fast path on CUDA only)."""
+        return dataclasses.replace(
+            self, precision=resolve_precision(self.precision, device),
+            channels_last=resolve_switch(self.channels_last, device), compile=resolve_switch(self.compile, device),
+            fused_adam=resolve_switch(self.fused_adam, device))
+
+
+# The released code's arithmetic and input path (fp32, eager, plain Adam, PIL decoding per sample), kept
+# reachable for comparison: bench.py's reference, benchmarks/compare_precision.py's fp32 runs.
+RELEASED_SETTINGS = {"precision": "fp32", "channels_last": "off", "compile": "off", "fused_adam": "off",
+                     "loader": "pil"}
+
+
+def as_flags(settings):
+    """{name: value} as train.py flags: {'fused_adam': 'off'} -> ['--fused-adam', 'off']."""
+    return [item for k, v in settings.items() for item in ("--" + k.replace("_", "-"), str(v))]
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_distributed():
+    """(rank, world size, local rank) under torchrun, else (0, 1, 0)."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return 0, 1, 0
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _parts_of(model, config):
+    """The modules saved one file each, with their own optimiser, as the released code did."""
+    if config.model == "xception":
+        return {"xception": model}
+    parts = {name: getattr(model, name) for name in RUN_PARTS}
+    if model.classifier is not None:
+        parts["classifier"] = model.classifier
+    return parts
+
+
+class Training:
+    """The model, its optimisers and one training step, for a resolved TrainConfig."""
+
+    def __init__(self, config, device, world=1):
+        self.config, self.device, self.world = config, device, world
+        self.detector = config.model == "detector"
+        self.model = build_model(config.model, classifier=config.classifier_weight > 0)
+        self.weights = config.loss_weights()
+        self.critic = CompressionCritic() if self.detector and self.weights.adversarial else None
+        self.parts = _parts_of(self.model, config)
+        fused = config.fused_adam
+        self.optims = {n: torch.optim.Adam(m.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                           fused=fused) for n, m in self.parts.items()}
+        self.saved = dict(self.parts)
+        if self.critic is not None:
+            self.saved["critic"] = self.critic
+            self.optims["critic"] = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
+                                                     betas=(0.5, 0.9), fused=fused)
+
+    def load(self, out, epoch):
+        for name, module in self.saved.items():
+            optim_state = load_part(module, checkpoint_path(out, name, epoch))
+            if optim_state:
+                self.optims[name].load_state_dict(optim_state)
+
+    def save(self, out, epoch):
+        for name, module in self.saved.items():
+            save_part(checkpoint_path(out, name, epoch), module, self.optims[name])
+
+    def to_device(self):
+        """Move everything to the device (and channels_last), then wrap for DDP and torch.compile."""
+        device = self.device
+        self.model.to(device)
+        if self.critic is not None:
+            self.critic.to(device)
+        if self.config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        for optim in self.optims.values():  # state loaded on the CPU follows its parameters
+            for state in optim.state.values():
+                for k, v in state.items():
+                    if torch.is_tensor(v) and k != "step":
+                        state[k] = v.to(device)
+        net = self.model
+        if self.world > 1:
+            net = DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+        self.step_model = torch.compile(net) if self.config.compile else net
+        return self
+
+    def step(self, batch):
+        """One optimisation step on a batch already on the device; returns (loss, terms) without a host sync."""
+        config, critic, optims = self.config, self.critic, self.optims
+        if self.detector:
+            with autocast(self.device, config.precision):
+                output = self.step_model(*(batch.images[q] for q in ffpp.COMPRESSIONS))
+            if critic is not None:
+                optims["critic"].zero_grad(set_to_none=True)
+                critic_loss(critic, output["hq_feat"], output["lq_feat"], self.weights.gradient_penalty).backward()
+                if self.world > 1:
+                    for p in critic.parameters():
+                        dist.all_reduce(p.grad)
+                        p.grad /= self.world
+                optims["critic"].step()
+                critic.requires_grad_(False)
+            loss, terms = detector_losses(output, batch.label, batch.mask, self.weights, critic)
+            if critic is not None:
+                critic.requires_grad_(True)
+        else:
+            with autocast(self.device, config.precision):
+                logits = self.step_model(batch.images[config.compression])
+            loss = classification_loss(logits, batch.label)
+            terms = {"cross_entropy": loss}
+        for name in self.parts:
+            optims[name].zero_grad(set_to_none=True)
+        loss.backward()
+        for name in self.parts:
+            optims[name].step()
+        return loss, terms
+
+
+def validate(model, config, device, val_frames):
+    """Frame AUC of the validation split at c23 and c40 (the baseline: at its own quality) and the
+    threshold of best accuracy at each, which test.py and eval.py can reuse. val_auc, which picks
+    best.json, is the AUC at the last of these qualities: c40 for the detector. Runs the plain model
+    (not the compiled or DDP-wrapped one), in eager mode."""
+    labels = np.array([f.label for f in val_frames])
+    result = {}
+    for quality in config.qualities:
+        scores, _, _ = score_frames(model, config.face_root, val_frames, quality, device, config.image_size,
+                                    config.batch_size, config.workers, config.precision, config.channels_last)
+        result[f"val_auc_{quality}"] = float(roc_auc_score(labels, scores))
+        result[f"val_threshold_{quality}"] = best_threshold(labels, scores)[0]
+    result["val_auc"] = result[f"val_auc_{config.qualities[-1]}"]
+    return result
