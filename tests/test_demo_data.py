@@ -5,7 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from forensics import demo_data, ffpp
+from demokit.animation import FPS
+from demokit.build import QUALITIES, RAW, build, split_pairs
+from forensics import ffpp
 from forensics.video import read_frames, video_info, x264_settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -43,7 +45,7 @@ def _face_rate(root, pairs):
 @pytest.fixture(scope="module")
 def builtin(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    result = demo_data.build(root, raw=True, workers=2, log=_quiet, **BUILTIN)
+    result = build(root, raw=True, workers=2, log=_quiet, **BUILTIN)
     return root, result
 
 
@@ -53,7 +55,7 @@ def from_source(tmp_path_factory):
         pytest.skip(f"{REAL_VIDEOS} absent: the shared real-face clips are not in this checkout")
     root = tmp_path_factory.mktemp("demo_source")
     lines = []
-    result = demo_data.build(root, videos=16, frames=6, size=160, seed=1, source=REAL_VIDEOS, workers=2,
+    result = build(root, videos=16, frames=6, size=160, seed=1, source=REAL_VIDEOS, workers=2,
                              log=lines.append)
     return root, result, lines
 
@@ -72,24 +74,24 @@ def test_layout_and_splits(builtin):
     splits = {s: ffpp.read_split(root / "splits", s) for s in ffpp.SPLITS}
     assert [len(splits[s]) for s in ffpp.SPLITS] == [1, 1, 1]
     assert sorted(p for s in splits.values() for p in s) == pairs
-    sizes = {s: len(v) for s, v in demo_data.split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(8)], 0).items()}
+    sizes = {s: len(v) for s, v in split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(8)], 0).items()}
     assert sizes == {"train": 5, "val": 1, "test": 2}
-    chosen = demo_data.split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(16)], 0, val_pairs=9, test_pairs=2)
+    chosen = split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(16)], 0, val_pairs=9, test_pairs=2)
     assert {s: len(v) for s, v in chosen.items()} == {"train": 5, "val": 9, "test": 2}
     assert sorted(p for v in chosen.values() for p in v) == sorted([str(2 * i), str(2 * i + 1)] for i in range(16))
     with pytest.raises(ValueError, match="each split needs at least one pair"):
-        demo_data.split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(8)], 0, val_pairs=6, test_pairs=2)
+        split_pairs([[str(2 * i), str(2 * i + 1)] for i in range(8)], 0, val_pairs=6, test_pairs=2)
 
 
 def test_h264_at_the_crf_it_claims(builtin):
     root, result = builtin
-    for quality, crf in demo_data.QUALITIES.items():
+    for quality, crf in QUALITIES.items():
         for path in _all_videos(root, result["pairs"], quality):
             settings = x264_settings(path)
             assert settings is not None, f"{path}: not an x264 stream"
             assert f"crf={crf}.0" in settings, f"{path}: {settings}"
             count, fps, w, h = video_info(path)
-            assert (fps, w, h) == (demo_data.FPS, BUILTIN["size"], BUILTIN["size"])
+            assert (fps, w, h) == (FPS, BUILTIN["size"], BUILTIN["size"])
             assert len(read_frames(path)) == BUILTIN["frames"]
     c23 = ffpp.video_path(root, "Deepfakes", "c23", "000_001").stat().st_size
     assert ffpp.video_path(root, "Deepfakes", "c40", "000_001").stat().st_size < c23
@@ -104,8 +106,8 @@ def test_fake_differs_from_target_only_inside_its_mask(builtin, method):
         assert ((masks < 30) | (masks > 225)).all(), f"{video}: mask is not binary"
         masks = masks > 127
         assert masks.reshape(len(masks), -1).any(1).all(), f"{video}: a frame with an empty mask"
-        fake = _frames(ffpp.video_path(root, method, demo_data.RAW, video)).astype(int)
-        real = _frames(ffpp.video_path(root, ffpp.REAL, demo_data.RAW, target)).astype(int)
+        fake = _frames(ffpp.video_path(root, method, RAW, video)).astype(int)
+        real = _frames(ffpp.video_path(root, ffpp.REAL, RAW, target)).astype(int)
         changed = np.abs(fake - real).max(-1) > 0
         assert not (changed & ~masks).any(), f"{method} {video}: pixels changed outside the mask"
         assert np.abs(fake - real)[masks].mean() > 1.0, f"{method} {video}: the fake hardly changes its target"
@@ -148,9 +150,9 @@ def test_dlib_finds_faces_in_demo_from_source(from_source):
 
 def test_same_seed_same_frames(tmp_path):
     small = dict(videos=6, frames=3, size=128, log=_quiet)
-    a = demo_data.build(tmp_path / "a", seed=7, workers=2, **small)
-    demo_data.build(tmp_path / "b", seed=7, workers=1, **small)
-    demo_data.build(tmp_path / "c", seed=8, workers=2, **small)
+    a = build(tmp_path / "a", seed=7, workers=2, **small)
+    build(tmp_path / "b", seed=7, workers=1, **small)
+    build(tmp_path / "c", seed=8, workers=2, **small)
     for quality in ("c23", ffpp.MASKS):
         for method in ffpp.METHODS + ((ffpp.REAL,) if quality != ffpp.MASKS else ()):
             for video in ffpp.split_videos(a["pairs"], method):
@@ -167,10 +169,10 @@ def test_photos_as_source_and_errors_that_name_the_file(tmp_path):
     photos.mkdir()
     cv2.imwrite(str(photos / "brick.png"), data.brick())
     with pytest.raises(ValueError, match="brick.png: dlib finds no face"):
-        demo_data.build(tmp_path / "none", videos=6, frames=2, size=128, source=photos, log=_quiet)
+        build(tmp_path / "none", videos=6, frames=2, size=128, source=photos, log=_quiet)
     cv2.imwrite(str(photos / "astronaut.png"), data.astronaut()[:, :, ::-1])
     lines = []
-    result = demo_data.build(tmp_path / "out", videos=6, frames=4, size=128, source=photos, workers=2,
+    result = build(tmp_path / "out", videos=6, frames=4, size=128, source=photos, workers=2,
                              log=lines.append)
     assert any("skipping" in line and "brick.png" in line for line in lines)
     first = _frames(ffpp.video_path(tmp_path / "out", ffpp.REAL, "c23", "000"))
@@ -183,7 +185,7 @@ def test_photos_as_source_and_errors_that_name_the_file(tmp_path):
     (dict(frames=0), "--frames 0"), (dict(source="/nonexistent"), "not a folder")])
 def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        demo_data.build(tmp_path, log=_quiet, **kwargs)
+        build(tmp_path, log=_quiet, **kwargs)
 
 
 def test_script_runs(tmp_path, capsys):
