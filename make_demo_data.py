@@ -3,12 +3,12 @@
 Originals come from skimage's astronaut portrait (no download) or from --source (face videos or photos);
 each pair of originals gets FF++'s four manipulations both ways, as documented stand-ins built on dlib's
 landmarks, with binary mask videos. Every video is rendered losslessly, then encoded with libx264 at
--crf 23 (c23) and -crf 40 (c40), as FF++ did. See forensics/demo_data.py.
+-crf 23 (c23) and -crf 40 (c40), as FF++ did. The generator is the package demokit/.
 """
 import argparse
 
+from demokit.build import build
 from forensics import cli
-from forensics.demo_data import build
 
 OUT = "demo_data"
 VIDEOS = 16  # originals 000..015: 8 pairs, split 5 train / 1 val / 2 test

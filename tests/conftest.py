@@ -32,6 +32,6 @@ def randomize_bn(module):
 @pytest.fixture(scope="session")
 def tiny_tree(tmp_path_factory):
     """A synthetic face/ tree (64 px crops, 3 frames a video) and its splits."""
-    from forensics.synthetic import make_face_tree
+    from demokit.synthetic import make_face_tree
 
     return make_face_tree(tmp_path_factory.mktemp("tree"), pairs=(2, 1, 1), frames=3, size=64)

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import ffpp
-from .fileio import write_image, write_json
+from forensics import ffpp
+from forensics.fileio import write_image, write_json
 
 
 def _texture(rng, size):
