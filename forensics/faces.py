@@ -14,8 +14,9 @@ from pathlib import Path
 import cv2
 
 from . import ffpp
-from .crops import (Tally, in_shard, locs_path, pool_map, select_videos, shard_locs_path, split_ids)
 from .fileio import write_json
+from .locations import locs_path, shard_locs_path
+from .manifest import Tally, in_shard, pool_map, select_videos, split_ids
 from .video import VideoError, iter_frames
 
 MAX_SHIFT = 0.5  # a detection continues a track if its centre moved less than this many box sides ...

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from forensics import crops, faces, ffpp
+from forensics import crops, faces, ffpp, locations, manifest
 from forensics.video import read_frames, reencode, video_info, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,26 +98,26 @@ def test_tracking_on_a_crowd_does_not_jump_between_people():
 
 def test_shards_partition_by_source_id():
     videos = ["004", "004_982", "982_004", "519", "519_515", "634", "634_660", "750_743", "982"]
-    parts = [crops.in_shard(videos, crops.parse_shard(f"{k}/3")) for k in range(3)]
+    parts = [manifest.in_shard(videos, manifest.parse_shard(f"{k}/3")) for k in range(3)]
     assert sorted(v for p in parts for v in p) == sorted(videos)
     for p in parts:
         assert all(ffpp.target_of(v) in p for v in p if ffpp.target_of(v) in videos)
     with pytest.raises(ValueError, match="K/N"):
-        crops.parse_shard("3")
+        manifest.parse_shard("3")
     with pytest.raises(ValueError, match="0..N-1"):
-        crops.parse_shard("3/3")
+        manifest.parse_shard("3/3")
 
 
 def test_load_locs_merges_shards_and_names_missing_ones(tmp_path, capsys):
     (tmp_path / "dlib_real.shard-0-of-3.json").write_text(json.dumps({"004": {"0": [1, 2, 30]}}))
     (tmp_path / "dlib_real.shard-2-of-3.json").write_text(json.dumps({"519": {"5": [3, 4, 40]}}))
-    tally = crops.Tally()
-    assert crops.load_locs(tmp_path, "real", tally) == {"004": {0: [1, 2, 30]}, "519": {5: [3, 4, 40]}}
+    tally = manifest.Tally()
+    assert locations.load_locs(tmp_path, "real", tally) == {"004": {0: [1, 2, 30]}, "519": {5: [3, 4, 40]}}
     assert "shards 1 not found" in capsys.readouterr().err
-    assert crops.load_locs(tmp_path, "Deepfakes", tally) is None
+    assert locations.load_locs(tmp_path, "Deepfakes", tally) is None
     (tmp_path / "dlib_FaceSwap.json").write_text("{not json")
     with pytest.raises(ValueError, match="dlib_FaceSwap.json"):
-        crops.load_locs(tmp_path, "FaceSwap", tally)
+        locations.load_locs(tmp_path, "FaceSwap", tally)
 
 
 def test_cut_resizes_and_refuses_a_box_outside_the_frame():
@@ -313,7 +313,7 @@ def test_fake_boxes_match_their_target_whether_own_or_copied(pre_tree, tmp_path,
 def test_rerun_skips_complete_videos_redoes_broken_ones_and_strict_fails_on_skips(pre_tree):
     face = pre_tree["face"]
     folder = ffpp.face_dir(face, ffpp.REAL, "c23", "004")
-    (folder / crops.DONE).unlink()  # as if the run had been killed in this folder
+    (folder / manifest.DONE_MARKER).unlink()  # as if the run had been killed in this folder
     (folder / "5.png").write_bytes(b"broken")
     (folder / ".6.png.abc.tmp").write_bytes(b"partial")
     other = ffpp.face_dir(face, "Deepfakes", "c40", "519_515") / "3.png"
@@ -324,7 +324,7 @@ def test_rerun_skips_complete_videos_redoes_broken_ones_and_strict_fails_on_skip
     assert "(13 already complete)" in out, out  # all but real 004 c23 + c40 (reset) and 634 c23 (c40 corrupt)
     assert other.stat().st_mtime_ns == before
     assert cv2.imread(str(folder / "5.png")).shape == (SIZE, SIZE, 3)
-    assert not (folder / ".6.png.abc.tmp").exists() and (folder / crops.DONE).exists()
+    assert not (folder / ".6.png.abc.tmp").exists() and (folder / manifest.DONE_MARKER).exists()
     rc, out = run("create_faces_from_dlib_locs.py", "--ffpp-root", pre_tree["root"], "--locs", pre_tree["jsons"],
                   "--out", face, "--image-size", SIZE, "--workers", 2, "--methods", "Deepfakes", "--strict")
     assert rc == 0 and "videos: 3 done (3 already complete), 0 skipped" in out, out
@@ -336,7 +336,7 @@ def test_sharded_detection_merges_to_the_whole(tmp_path):
                       "--shard", f"{k}/2", "--workers", 0, "--methods", "real", "NeuralTextures", "FaceSwap")
         assert rc == 0, out
     assert len(list(tmp_path.glob("dlib_*.shard-*-of-2.json"))) == 6
-    tally = crops.Tally()
-    assert sorted(crops.load_locs(tmp_path, ffpp.REAL, tally)) == list(REALS)
-    assert sorted(crops.load_locs(tmp_path, "FaceSwap", tally)) == ["634_660"]
+    tally = manifest.Tally()
+    assert sorted(locations.load_locs(tmp_path, ffpp.REAL, tally)) == list(REALS)
+    assert sorted(locations.load_locs(tmp_path, "FaceSwap", tally)) == ["634_660"]
     assert not tally.skips
