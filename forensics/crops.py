@@ -75,6 +75,116 @@ def _what(source):
     return "mask video" if source.mask else f"{source.quality} video"
 
 
+class _Decoding:
+    """One source while its video is decoded: the current frame, how many frames were read, the crops written."""
+
+    def __init__(self, source, frame_limit):
+        self.source = source
+        self._frames = iter_frames(source.path, max_frames=frame_limit)
+        self.frame = None
+        self.frames_read = 0
+        self.written = []
+
+    def advance(self):
+        """Read the next frame; False at the end of the video. The first call raises VideoError for a video that
+        cannot be opened or has no decodable frame."""
+        try:
+            _, self.frame = next(self._frames)
+        except StopIteration:
+            return False
+        self.frames_read += 1
+        return True
+
+    def length(self):
+        """Its frame count (up to the frame limit), decoding the frames left."""
+        self.frames_read += sum(1 for _ in self._frames)
+        return self.frames_read
+
+    def write(self, index, box, size):
+        frame = to_mask(self.frame) if self.source.mask else self.frame
+        write_image(self.source.out_dir / f"{index}.png", cut(frame, box, size))
+        self.written.append(index)
+
+
+def _present_sources(sources, boxes, name, tally):
+    """The sources that have face locations and a video file; the others get a skip line."""
+    present = []
+    for s in sources:
+        if not boxes:
+            tally.skip(f"{s.path}: no face locations: {s.quality} crops of {name} skipped", videos=1)
+        elif s.path.is_file():
+            present.append(s)
+        else:
+            tally.skip(f"{s.path}: video not found: {s.quality} crops of {name} skipped",
+                       videos=1, frames=len(boxes))
+    return present
+
+
+def _open_sources(sources, boxes, name, tally):
+    """A _Decoding at frame 0 for each source that opens, whose frames hold every box and have the size of the
+    first source's (or the crops of a frame would not align); the others get a skip line."""
+    decodings, first_size = [], None
+    for s in sources:
+        decoding = _Decoding(s, frame_limit=max(boxes) + 1)
+        try:
+            decoding.advance()
+        except VideoError as e:
+            tally.skip(f"{e}: {s.quality} crops of {name} skipped", videos=1, frames=len(boxes))
+            continue
+        problem = _size_problem(decoding.frame, boxes, first_size)
+        first_size = first_size or decoding.frame.shape[:2]
+        if problem:
+            tally.skip(f"{s.path}: {problem}: {s.quality} crops of {name} skipped", videos=1, frames=len(boxes))
+        else:
+            decodings.append(decoding)
+    return decodings
+
+
+def _cut_frames(decodings, boxes, size):
+    """Cut each frame with a box from every source, up to the end of the shortest: a frame is cut only where all
+    of them have it."""
+    for index in range(max(boxes) + 1):
+        if index and not all(d.advance() for d in decodings):
+            return
+        if index in boxes:
+            for d in decodings:
+                d.write(index, boxes[index], size)
+
+
+def _report_short_videos(decodings, boxes, tally):
+    """Skip lines for the frames lost because a source ended before another, or before its face locations."""
+    frame_limit = max(boxes) + 1
+    lengths = [d.length() for d in decodings]
+    most = max(lengths)
+    longest = decodings[lengths.index(most)].source
+    for d, n in zip(decodings, lengths):
+        if n < most:
+            at_least = "at least " if most == frame_limit else ""
+            tally.skip(f"{d.source.path}: {_what(d.source)} has {n} frames, {_what(longest)} {at_least}{most}: "
+                       f"frames {n}-{most - 1} skipped")
+    if most < frame_limit:
+        tally.skip(f"{longest.path}: {_what(longest)} has {most} frames, its face locations go on to frame "
+                   f"{frame_limit - 1}: those frames skipped")
+
+
+def _finish_folders(decodings, boxes, stamp, name, tally):
+    """Per source: delete the crops and temporary files this run did not write (other boxes, a crash), then mark
+    the folder finished and count it."""
+    for d in decodings:
+        s = d.source
+        keep = {f"{i}.png" for i in d.written}
+        for stale in [*s.out_dir.glob("*.png"), *s.out_dir.glob(".*.tmp")]:
+            if stale.name not in keep:
+                stale.unlink()
+        tally.frames_skipped += len(boxes) - len(d.written)
+        if d.written:
+            mark_finished(s.out_dir, stamp, d.written)
+            tally.videos_done += 1
+            tally.frames_done += len(d.written)
+        else:
+            tally.skip(f"{s.path}: no frame could be cut: {s.quality} crops of {name} skipped", videos=1)
+
+
 def crop_group(sources, boxes, size=299, name=""):
     """Cut the crops of one video at every quality (c23, c40 and, for a fake, its mask) with the same boxes.
 
@@ -83,84 +193,18 @@ def crop_group(sources, boxes, size=299, name=""):
     """
     tally = Tally(echo=False)
     boxes = {int(f): [int(v) for v in b] for f, b in boxes.items()}
-    live = []
-    for s in sources:
-        if not boxes:
-            tally.skip(f"{s.path}: no face locations: {s.quality} crops of {name} skipped", videos=1)
-        elif s.path.is_file():
-            live.append(s)
-        else:
-            tally.skip(f"{s.path}: video not found: {s.quality} crops of {name} skipped",
-                       videos=1, frames=len(boxes))
+    sources = _present_sources(sources, boxes, name, tally)
     stamp = crop_stamp(boxes, size)
-    done = [finished_crops(s.out_dir, stamp) for s in live]
-    if live and all(done):
-        tally.videos_done = tally.videos_already = len(live)
-        tally.frames_done = sum(len(d["frames"]) for d in done)
+    finished = [finished_crops(s.out_dir, stamp) for s in sources]
+    if sources and all(finished):
+        tally.videos_done = tally.videos_already = len(sources)
+        tally.frames_done = sum(len(done["frames"]) for done in finished)
         return tally
-
-    needed = max(boxes, default=-1) + 1
-    readers = {id(s): iter_frames(s.path, max_frames=needed) for s in live}
-    written = {id(s): [] for s in live}
-    ended = {}
-    index = 0
-    first_size = None
-    while live and index < needed and not ended:
-        frames = {}
-        for s in list(live):
-            try:
-                frames[id(s)] = next(readers[id(s)])[1]
-            except StopIteration:
-                ended[id(s)] = index
-            except VideoError as e:
-                tally.skip(f"{e}: {s.quality} crops of {name} skipped", videos=1, frames=len(boxes))
-                live.remove(s)
-                continue
-            if index == 0 and id(s) in frames:
-                problem = _size_problem(frames[id(s)], boxes, first_size)
-                first_size = first_size or frames[id(s)].shape[:2]
-                if problem:
-                    tally.skip(f"{s.path}: {problem}: {s.quality} crops of {name} skipped",
-                               videos=1, frames=len(boxes))
-                    live.remove(s)
-        if ended or index not in boxes:
-            index += 1
-            continue
-        for s in live:
-            frame = frames[id(s)]
-            write_image(s.out_dir / f"{index}.png", cut(to_mask(frame) if s.mask else frame, boxes[index], size))
-            written[id(s)].append(index)
-        index += 1
-
-    # Where one video ended early, count the others' frames to say which frames were lost.
-    for s in live:
-        if id(s) not in ended:
-            ended[id(s)] = index + sum(1 for _ in readers[id(s)])
-    if live:
-        longest = max(live, key=lambda s: ended[id(s)])
-        most = ended[id(longest)]
-        for s in live:
-            n = ended[id(s)]
-            if n < most:
-                at_least = "at least " if most == needed else ""
-                tally.skip(f"{s.path}: {_what(s)} has {n} frames, {_what(longest)} {at_least}{most}: "
-                           f"frames {n}-{most - 1} skipped")
-        if most < needed:
-            tally.skip(f"{longest.path}: {_what(longest)} has {most} frames, its face locations go on to frame "
-                       f"{needed - 1}: those frames skipped")
-
-    for s in live:
-        keep = {f"{i}.png" for i in written[id(s)]}
-        for stale in [*s.out_dir.glob("*.png"), *s.out_dir.glob(".*.tmp")]:
-            if stale.name not in keep:
-                stale.unlink()
-        tally.frames_skipped += len(boxes) - len(written[id(s)])
-        if written[id(s)]:
-            mark_finished(s.out_dir, stamp, written[id(s)])
-            tally.videos_done += 1
-            tally.frames_done += len(written[id(s)])
-        else:
-            tally.skip(f"{s.path}: no frame could be cut: {s.quality} crops of {name} skipped", videos=1)
+    decodings = _open_sources(sources, boxes, name, tally)
+    if decodings:
+        _cut_frames(decodings, boxes, size)
+        _report_short_videos(decodings, boxes, tally)
+        _finish_folders(decodings, boxes, stamp, name, tally)
     return tally
 
 

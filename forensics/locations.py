@@ -3,7 +3,7 @@ paper's code), and the dlib_<method>.shard-K-of-N.json parts that detect_faces.p
 """
 from pathlib import Path
 
-from .fileio import read_json
+from .fileio import read_json, write_json
 
 
 def locs_path(locs_dir, method):
@@ -45,3 +45,9 @@ def load_locs(locs_dir, method, tally):
                                  "regenerate it with detect_faces.py") from None
     return locs
 
+
+def write_locs(locs_dir, method, locs, shard=None):
+    """Write {video: {frame: [x, y, size]}} as dlib_<method>.json (a shard's part with shard=(K, N)); its path."""
+    path = shard_locs_path(locs_dir, method, shard) if shard else locs_path(locs_dir, method)
+    write_json(path, {video: {str(f): b for f, b in boxes.items()} for video, boxes in locs.items()})
+    return path
