@@ -7,7 +7,7 @@ so detection runs once, on one compression level. Files in the format released w
 import argparse
 import sys
 
-from forensics import cli, crops, faces, ffpp
+from forensics import cli, faces, ffpp, manifest
 
 FFPP_ROOT = "FaceForensics++"
 OUT = "jsons"
@@ -36,7 +36,8 @@ def main(argv=None):
                    help="dlib's HOG detector, or its CNN (MMOD) detector: better on turned faces, much slower "
                         f"without a GPU build of dlib (default: {DETECTOR})")
     p.add_argument("--upsample", type=int, default=UPSAMPLE,
-                   help=f"dlib upsampling steps; 1 finds faces half as large, four times slower (default: {UPSAMPLE})")
+                   help="dlib upsampling steps; 1 finds faces half as large, four times slower "
+                        f"(default: {UPSAMPLE})")
     p.add_argument("--detect-size", type=int, default=DETECT_SIZE,
                    help=f"detect on a copy whose longest side is at most this, 0 for full size (default: {DETECT_SIZE})")
     p.add_argument("--scale", type=float, default=SCALE,
@@ -53,7 +54,7 @@ def main(argv=None):
     p.add_argument("--strict", action="store_true", help="exit with status 1 if anything was skipped")
     args = p.parse_args(argv)
     try:
-        shard = crops.parse_shard(args.shard) if args.shard else None
+        shard = manifest.parse_shard(args.shard) if args.shard else None
         tally = faces.detect_all(
             args.ffpp_root, args.out, methods=args.methods, compression=args.compression,
             max_frames=args.max_frames, stride=args.stride, detector=args.detector, upsample=args.upsample,

@@ -1,6 +1,7 @@
 """Throughput of FF++ preprocessing (frames/s): dlib detection and crop cutting, one process against all cores.
 
 Runs on the FF++ c23 samples in ../shared (or --ffpp-root); writes only to a temporary folder.
+    pip install -e .    # once, so that forensics imports
     python benchmarks/bench_preprocess.py [--max-frames 60] [--workers N]
 """
 import argparse
@@ -9,11 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from forensics import cli, crops, faces, ffpp  # noqa: E402
-from forensics.fileio import write_image  # noqa: E402
-from forensics.video import read_frames  # noqa: E402
+from forensics import cli, crops, faces, ffpp, locations
+from forensics.fileio import write_image
+from forensics.video import read_frames
 
 FFPP_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ffpp_c23_samples"
 MAX_FRAMES = 60
@@ -51,7 +50,7 @@ def main():
         tally = faces.detect_all(args.ffpp_root, tmp, max_frames=args.max_frames, workers=args.workers)
         timed(f"detect (HOG, 640 px), {args.workers} processes (detect_faces.py)", tally.frames_done,
               time.perf_counter() - t)
-        locs = {m: crops.load_locs(tmp, m, tally) for m in (ffpp.REAL,) + ffpp.METHODS}
+        locs = {m: locations.load_locs(tmp, m, tally) for m in (ffpp.REAL,) + ffpp.METHODS}
 
         t = time.perf_counter()
         n = 0

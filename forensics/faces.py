@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 
 from . import ffpp
-from .crops import (Tally, in_shard, locs_path, pool_map, select_videos, shard_locs_path, split_ids)
-from .fileio import write_json
+from .locations import write_locs
+from .manifest import Tally, in_shard, pool_map, select_videos, split_ids
 from .video import VideoError, iter_frames
 
 MAX_SHIFT = 0.5  # a detection continues a track if its centre moved less than this many box sides ...
@@ -163,6 +163,7 @@ class VideoBoxes:
     frames: list = field(default_factory=list)  # the frame indices looked at
     detected: int = 0  # frames whose box is a detection of the main face
     filled: int = 0  # frames whose box came from neighbours (fill_gaps)
+    target: Path = None  # with --fake-boxes target: the original video whose boxes these are
 
 
 def detect_video(path, detector, max_frames=None, stride=1, scale=1.3, max_gap=5):
@@ -209,19 +210,10 @@ def _detect_job(job):
         return method, video, None, str(e)
 
 
-def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compression="c23", max_frames=270,
-               stride=1, detector="hog", upsample=0, detect_size=640, scale=1.3, max_gap=5, fake_boxes="own",
-               splits_dir=None, split=None, shard=None, workers=0):
-    """Detect the main face in every selected video and write out_dir/dlib_<method>.json (with a shard:
-    dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its frames_done counts frames with a box."""
-    if fake_boxes not in ("own", "target"):
-        raise ValueError(f"--fake-boxes {fake_boxes!r}: choose own or target")
-    if not Path(ffpp_root).is_dir():
-        raise FileNotFoundError(f"{ffpp_root}: FF++ root (--ffpp-root) not found")
-    tally = Tally()
-    pairs = split_ids(splits_dir or out_dir, split) if split else None
-    settings = dict(max_frames=max_frames or None, stride=stride, scale=scale, max_gap=max_gap)
-    fakes = [m for m in methods if m != ffpp.REAL]
+def choose_videos(ffpp_root, methods, compression, splits_dir, split, shard, tally):
+    """{method: the videos to detect on}: those on disk, of the split if one is given, of this shard. A method
+    whose folder is missing is left out, a video of the split missing from disk skipped; both with a skip line."""
+    pairs = split_ids(splits_dir, split) if split else None
     chosen = {}
     for method in methods:
         folder = ffpp.videos_dir(ffpp_root, method, compression)
@@ -234,45 +226,72 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
             in_shard(on_disk if wanted is None else wanted, shard), on_disk, tally,
             lambda v, m=method: f"{ffpp.video_path(ffpp_root, m, compression, v)}: video of the {split} split "
                                 "not found: skipped")
-    targets = set()
-    if fake_boxes == "target":
-        targets = {ffpp.target_of(v) for m in fakes for v in chosen.get(m, [])}
-        targets = {v for v in targets if ffpp.video_path(ffpp_root, ffpp.REAL, compression, v).is_file()}
-    jobs = [(m, v, ffpp.video_path(ffpp_root, m, compression, v), settings, m != ffpp.REAL and fake_boxes == "target")
-            for m in chosen for v in chosen[m]]
-    jobs += [(ffpp.REAL, v, ffpp.video_path(ffpp_root, ffpp.REAL, compression, v), settings, False)
-             for v in sorted(targets - set(chosen.get(ffpp.REAL, [])))]
+    return chosen
 
-    results = {m: {} for m in chosen}
-    if targets:
-        results.setdefault(ffpp.REAL, {})
-    for method, video, found, error in pool_map(_detect_job, jobs, workers, "detecting",
-                                                _init_worker, (detector, upsample, detect_size)):
+
+def plan_jobs(ffpp_root, chosen, compression, settings, copy_targets):
+    """The detection jobs (method, video, path, settings, count_only) of the chosen videos. With copy_targets
+    (--fake-boxes target) a fake's frames are only counted, and the target originals on disk that the chosen
+    fakes copy from are detected too, chosen or not (last)."""
+    jobs = [(m, v, ffpp.video_path(ffpp_root, m, compression, v), settings, copy_targets and m != ffpp.REAL)
+            for m in chosen for v in chosen[m]]
+    if copy_targets:
+        targets = {ffpp.target_of(v) for m in chosen if m != ffpp.REAL for v in chosen[m]}
+        paths = {v: ffpp.video_path(ffpp_root, ffpp.REAL, compression, v)
+                 for v in sorted(targets - set(chosen.get(ffpp.REAL, [])))}
+        jobs += [(ffpp.REAL, v, path, settings, False) for v, path in paths.items() if path.is_file()]
+    return jobs
+
+
+def run_detection(jobs, methods, workers, detector_args, tally):
+    """{method: {video: VideoBoxes}} for every method (even one without a video: its file is still written) and
+    every job's; a video that cannot be read gets a skip line instead."""
+    results = {m: {} for m in [*methods, *(job[0] for job in jobs)]}
+    for method, video, found, error in pool_map(_detect_job, jobs, workers, "detecting", _init_worker, detector_args):
         if error:
             tally.skip(f"{error}: video skipped", videos=1)
         else:
             results[method][video] = found
+    return results
+
+
+def copy_target_boxes(results, ffpp_root, compression):
+    """--fake-boxes target, in place: each fake takes its target original's boxes in the frames it has. Returns
+    the (method, video) of the fakes whose original is missing, unreadable or has no face."""
+    originals = results.get(ffpp.REAL, {})
+    orphans = set()
+    for method, found in results.items():
+        if method == ffpp.REAL:
+            continue
+        for video, counted in found.items():
+            target = ffpp.target_of(video)
+            original = originals.get(target)
+            if original is None or not original.boxes:
+                orphans.add((method, video))
+                original = VideoBoxes()
+            boxes = {f: original.boxes[f] for f in counted.frames if f in original.boxes}
+            found[video] = VideoBoxes(boxes, counted.frames,
+                                      target=ffpp.video_path(ffpp_root, ffpp.REAL, compression, target))
+    return orphans
+
+
+def report_videos(results, ffpp_root, compression, stride, orphans, tally):
+    """Skip lines for the videos and frames left without a box, counts for the rest. Returns how many boxes
+    were (detected, filled)."""
     detected = filled = 0
-    for method in results:
-        for video, found in sorted(results[method].items()):
+    for method, found_by_video in results.items():
+        for video, found in sorted(found_by_video.items()):
             path = ffpp.video_path(ffpp_root, method, compression, video)
-            copied = method != ffpp.REAL and fake_boxes == "target"
-            if copied:
-                target = ffpp.video_path(ffpp_root, ffpp.REAL, compression, ffpp.target_of(video))
-                source = results[ffpp.REAL].get(ffpp.target_of(video))
-                if source is None or not source.boxes:
-                    tally.skip(f"{path}: its target original {target} is missing, unreadable or has no face: "
-                               "video skipped (or use --fake-boxes own)", videos=1, frames=len(found.frames))
-                    results[method][video] = VideoBoxes()
-                    continue
-                found = results[method][video] = VideoBoxes(
-                    {f: source.boxes[f] for f in found.frames if f in source.boxes}, found.frames)
-            missing = [f for f in found.frames if f not in found.boxes]
-            why = f"no box in its target {target}" if copied else "no face found"
+            if (method, video) in orphans:
+                tally.skip(f"{path}: its target original {found.target} is missing, unreadable or has no face: "
+                           "video skipped (or use --fake-boxes own)", videos=1, frames=len(found.frames))
+                continue
+            why = f"no box in its target {found.target}" if found.target else "no face found"
             if not found.boxes:
                 tally.skip(f"{path}: {why} in its {len(found.frames)} frames: video skipped",
                            videos=1, frames=len(found.frames))
                 continue
+            missing = [f for f in found.frames if f not in found.boxes]
             if missing:
                 tally.skip(f"{path}: {why} in {len(missing)} of {len(found.frames)} frames "
                            f"({_ranges(missing, stride)}): those frames left out", frames=len(missing))
@@ -280,12 +299,34 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
             tally.frames_done += len(found.boxes)
             detected += found.detected
             filled += found.filled
+    return detected, filled
+
+
+def write_results(results, out_dir, shard):
+    """One face-location file per method, of the videos with a box."""
     for method, found in results.items():
-        locs = {v: {str(f): b for f, b in r.boxes.items()} for v, r in sorted(found.items()) if r.boxes}
-        path = shard_locs_path(out_dir, method, shard) if shard else locs_path(out_dir, method)
-        write_json(path, locs)
+        locs = {v: r.boxes for v, r in sorted(found.items()) if r.boxes}
+        path = write_locs(out_dir, method, locs, shard)
         print(f"wrote {path} ({len(locs)} videos)", file=sys.stderr)
+
+
+def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compression="c23", max_frames=270,
+               stride=1, detector="hog", upsample=0, detect_size=640, scale=1.3, max_gap=5, fake_boxes="own",
+               splits_dir=None, split=None, shard=None, workers=0):
+    """Detect the main face in every selected video and write out_dir/dlib_<method>.json (with a shard:
+    dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its frames_done counts frames with a box."""
+    if fake_boxes not in ("own", "target"):
+        raise ValueError(f"--fake-boxes {fake_boxes!r}: choose own or target")
+    if not Path(ffpp_root).is_dir():
+        raise FileNotFoundError(f"{ffpp_root}: FF++ root (--ffpp-root) not found")
+    tally = Tally()
+    chosen = choose_videos(ffpp_root, methods, compression, splits_dir or out_dir, split, shard, tally)
+    settings = dict(max_frames=max_frames or None, stride=stride, scale=scale, max_gap=max_gap)
+    jobs = plan_jobs(ffpp_root, chosen, compression, settings, copy_targets=fake_boxes == "target")
+    results = run_detection(jobs, list(chosen), workers, (detector, upsample, detect_size), tally)
+    orphans = copy_target_boxes(results, ffpp_root, compression) if fake_boxes == "target" else set()
+    detected, filled = report_videos(results, ffpp_root, compression, stride, orphans, tally)
+    write_results(results, out_dir, shard)
     copies = " (fakes copy their target's with --fake-boxes target)" if fake_boxes == "target" else ""
     print(f"boxes: {detected} detected, {filled} filled from a detection at most {max_gap} frames away{copies}")
     return tally
-

@@ -1,6 +1,7 @@
-"""FF++ preprocessing (detect_faces.py, create_faces_from_dlib_locs.py) on the real FF++ c23 samples.
+"""FF++ preprocessing (detect_faces.py, create_faces_from_dlib_locs.py).
 
-The samples are linked into a temporary FF++ tree, with c40 made from c23 by libx264 -crf 40 as FF++ did,
+Unit tests run on tiny synthetic inputs in a few seconds. The slow tier runs both scripts on the real FF++
+c23 samples, linked into a temporary FF++ tree with c40 made from c23 by libx264 -crf 40 as FF++ did,
 synthetic mask videos (the samples have none) and the bad inputs real data has.
 """
 import json
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from forensics import crops, faces, ffpp
+from forensics import crops, faces, ffpp, locations, manifest
 from forensics.video import read_frames, reencode, video_info, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def mask_frames(n, width, height):
     return out
 
 
-# ----------------------------------------------------------------------------- units
+# ----------------------------------------------------------------------------- units: detection and tracking
 
 def test_dlib_model_path():
     assert faces.dlib_model_path("mmod_human_face_detector.dat").is_file()
@@ -80,6 +81,7 @@ def test_tracking_keeps_the_main_face_not_a_bigger_passer_by():
     assert all(track[f][0] == 100 + 2 * f for f in track)
 
 
+@pytest.mark.slow
 @needs_crowd
 def test_tracking_on_a_crowd_does_not_jump_between_people():
     det = faces.Detector("hog", upsample=0, detect_size=0)  # full size: the crowd's faces are small
@@ -96,34 +98,102 @@ def test_tracking_on_a_crowd_does_not_jump_between_people():
     assert min(faces.iou(a, b) for a, b in zip(largest, largest[1:])) < 0.1
 
 
+# ----------------------------------------------------------------------------- units: which videos, the tally
+
 def test_shards_partition_by_source_id():
     videos = ["004", "004_982", "982_004", "519", "519_515", "634", "634_660", "750_743", "982"]
-    parts = [crops.in_shard(videos, crops.parse_shard(f"{k}/3")) for k in range(3)]
-    assert sorted(v for p in parts for v in p) == sorted(videos)
-    for p in parts:
-        assert all(ffpp.target_of(v) in p for v in p if ffpp.target_of(v) in videos)
+    parts = [manifest.in_shard(videos, manifest.parse_shard(f"{k}/3")) for k in range(3)]
+    # Source ids 004 519 634 750 982, dealt in turn: a shard's share stays the same from run to run.
+    assert parts == [["004", "004_982", "750_743"], ["982_004", "519", "519_515", "982"], ["634", "634_660"]]
+    assert manifest.in_shard(videos, None) == videos
     with pytest.raises(ValueError, match="K/N"):
-        crops.parse_shard("3")
+        manifest.parse_shard("3")
     with pytest.raises(ValueError, match="0..N-1"):
-        crops.parse_shard("3/3")
+        manifest.parse_shard("3/3")
+
+
+def test_select_videos_keeps_the_wanted_ones_on_disk_and_names_the_others():
+    tally = manifest.Tally(echo=False)
+    assert manifest.select_videos(None, {"519", "004"}, tally, str) == ["004", "519"]
+    chosen = manifest.select_videos(["519", "123", "004", "519"], {"004", "519", "634"}, tally,
+                                    lambda v: f"no video {v}")
+    assert chosen == ["004", "519"]
+    assert tally.skips == ["no video 123"] and tally.videos_skipped == 1
+
+
+def test_split_ids_of_all_is_train_val_test_in_order(tmp_path):
+    for i, name in enumerate(ffpp.SPLITS):
+        (tmp_path / f"{name}.json").write_text(json.dumps([[f"{i}00", f"{i}01"]]))
+    assert manifest.split_ids(tmp_path, "val") == [["100", "101"]]
+    assert manifest.split_ids(tmp_path, "all") == [["000", "001"], ["100", "101"], ["200", "201"]]
+
+
+def test_tally_adds_a_workers_counts_and_lines_and_strict_fails_on_skips(capsys):
+    worker = manifest.Tally(echo=False)
+    worker.skip("a.mp4: broken", videos=1, frames=40)
+    worker.videos_done, worker.frames_done = 2, 80
+    assert capsys.readouterr().err == ""  # a worker's lines print only when its tally is added
+    tally = manifest.Tally(videos_already=1)
+    tally.add(worker)
+    assert capsys.readouterr().err == "skip: a.mp4: broken\n"
+    assert tally.summary() == "videos: 2 done (1 already complete), 1 skipped; frames: 80 done, 40 skipped"
+    assert tally.finish(strict=False) == 0 and tally.finish(strict=True) == 1
+    assert capsys.readouterr().out == (tally.summary() + "\n") * 2
+    assert manifest.Tally().finish(strict=True) == 0
+
+
+def test_a_crop_folder_is_finished_only_with_its_boxes_size_and_every_crop(tmp_path):
+    boxes = {0: [1, 2, 30], 1: [2, 2, 30]}
+    stamp = manifest.crop_stamp(boxes, 64)
+    assert stamp != manifest.crop_stamp(boxes, 32) and stamp != manifest.crop_stamp({0: [1, 2, 30]}, 64)
+    assert manifest.finished_crops(tmp_path, stamp) is None
+    for i in boxes:
+        (tmp_path / f"{i}.png").write_bytes(b"png")
+    manifest.mark_finished(tmp_path, stamp, [0, 1])
+    assert json.loads((tmp_path / manifest.DONE_MARKER).read_text()) == {**stamp, "frames": [0, 1]}
+    assert manifest.finished_crops(tmp_path, stamp) == {**stamp, "frames": [0, 1]}
+    assert manifest.finished_crops(tmp_path, manifest.crop_stamp(boxes, 32)) is None
+    (tmp_path / "1.png").unlink()
+    assert manifest.finished_crops(tmp_path, stamp) is None
+    (tmp_path / manifest.DONE_MARKER).write_text("{cut short")
+    assert manifest.finished_crops(tmp_path, stamp) is None
+
+
+# ----------------------------------------------------------------------------- units: face-location files
+
+def test_location_files_round_trip_under_their_names(tmp_path):
+    assert locations.write_locs(tmp_path, "real", {"004": {0: [1, 2, 30]}}) == tmp_path / "dlib_real.json"
+    assert (tmp_path / "dlib_real.json").read_text() == '{"004": {"0": [1, 2, 30]}}'
+    assert (locations.write_locs(tmp_path, "real", {"519": {5: [3, 4, 40]}}, shard=(1, 4))
+            == tmp_path / "dlib_real.shard-1-of-4.json")
+    tally = manifest.Tally(echo=False)
+    assert locations.load_locs(tmp_path, "real", tally) == {"004": {0: [1, 2, 30]}, "519": {5: [3, 4, 40]}}
+    assert tally.skips == [f"{tmp_path / 'dlib_real.shard-K-of-4.json'}: shards 0, 2, 3 not found: their real "
+                           "videos skipped (is that job still running?)"]
 
 
 def test_load_locs_merges_shards_and_names_missing_ones(tmp_path, capsys):
     (tmp_path / "dlib_real.shard-0-of-3.json").write_text(json.dumps({"004": {"0": [1, 2, 30]}}))
     (tmp_path / "dlib_real.shard-2-of-3.json").write_text(json.dumps({"519": {"5": [3, 4, 40]}}))
-    tally = crops.Tally()
-    assert crops.load_locs(tmp_path, "real", tally) == {"004": {0: [1, 2, 30]}, "519": {5: [3, 4, 40]}}
+    tally = manifest.Tally()
+    assert locations.load_locs(tmp_path, "real", tally) == {"004": {0: [1, 2, 30]}, "519": {5: [3, 4, 40]}}
     assert "shards 1 not found" in capsys.readouterr().err
-    assert crops.load_locs(tmp_path, "Deepfakes", tally) is None
+    assert locations.load_locs(tmp_path, "Deepfakes", tally) is None
     (tmp_path / "dlib_FaceSwap.json").write_text("{not json")
     with pytest.raises(ValueError, match="dlib_FaceSwap.json"):
-        crops.load_locs(tmp_path, "FaceSwap", tally)
+        locations.load_locs(tmp_path, "FaceSwap", tally)
+    (tmp_path / "dlib_Face2Face.json").write_text('{"750_743": [1, 2, 30]}')
+    with pytest.raises(ValueError, match="dlib_Face2Face.json: video '750_743'"):
+        locations.load_locs(tmp_path, "Face2Face", tally)
 
+
+# ----------------------------------------------------------------------------- units: cutting crops
 
 def test_cut_resizes_and_refuses_a_box_outside_the_frame():
     frame = np.arange(100 * 120 * 3, dtype=np.uint32).reshape(100, 120, 3).astype(np.uint8)
     assert np.array_equal(crops.cut(frame, [10, 20, 50], 0), frame[20:70, 10:60])
-    assert crops.cut(frame, [10, 20, 50], 32).shape == (32, 32, 3)
+    assert np.array_equal(crops.cut(frame, [10, 20, 50], 32),
+                          cv2.resize(frame[20:70, 10:60], (32, 32), interpolation=cv2.INTER_AREA))
     with pytest.raises(ValueError, match="does not fit"):
         crops.cut(frame, [80, 20, 50], 32)
 
@@ -139,12 +209,152 @@ def test_crop_group_drops_only_the_video_whose_frames_do_not_match(tmp_path):
                crops.Source(ffpp.MASKS, tmp_path / "mask_big.mp4", tmp_path / "out" / "big"),
                crops.Source(ffpp.MASKS, tmp_path / "mask_ok.mp4", tmp_path / "out" / "ok")]
     tally = crops.crop_group(sources, boxes, size=0, name="test")
-    assert len(tally.skips) == 1 and "mask_big.mp4: its frames are 128x96, those of the other videos 64x48" in tally.skips[0]
+    assert tally.skips == [f"{tmp_path / 'mask_big.mp4'}: its frames are 128x96, those of the other videos 64x48: "
+                           "crops would not align: masks crops of test skipped"]
     assert _pngs(tmp_path / "out" / "c23") == _pngs(tmp_path / "out" / "ok") == list(range(6))
     mask = cv2.imread(str(tmp_path / "out" / "ok" / "3.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (40, 40) and (tally.videos_done, tally.videos_skipped) == (2, 1)
     tally = crops.crop_video(tmp_path / "c23.mp4", {i: [30, 10, 40] for i in range(3)}, tmp_path / "far", size=0)
-    assert "does not fit in its 64x48 frames" in tally.skips[0] and not _pngs(tmp_path / "far")
+    video = tmp_path / "c23.mp4"
+    assert tally.skips == [f"{video}: face box [30, 10, 40] of frame 0 does not fit in its 64x48 frames (face "
+                           f"locations made from another video?): video crops of {video} skipped"]
+    assert not _pngs(tmp_path / "far")
+
+
+def _noise_video(path, n, gray=False):
+    rng = np.random.default_rng(n)
+    frames = [rng.integers(0, 255, (48, 64) if gray else (48, 64, 3), dtype=np.uint8) for _ in range(n)]
+    write_video(frames, path, crf=0, gray=gray)
+    return path
+
+
+def test_crop_group_cuts_up_to_the_shortest_video_and_names_the_frames_lost(tmp_path):
+    sources = [crops.Source("c23", _noise_video(tmp_path / "c23.mp4", 6), tmp_path / "out" / "c23"),
+               crops.Source(ffpp.MASKS, _noise_video(tmp_path / "mask.mp4", 4, gray=True), tmp_path / "out" / "m")]
+    boxes = {i: [i, 2, 40] for i in range(8)}
+    tally = crops.crop_group(sources, boxes, size=32, name="test")
+    assert tally.skips == [
+        f"{tmp_path / 'mask.mp4'}: mask video has 4 frames, c23 video 6: frames 4-5 skipped",
+        f"{tmp_path / 'c23.mp4'}: c23 video has 6 frames, its face locations go on to frame 7: those frames skipped"]
+    assert (tally.videos_done, tally.videos_skipped, tally.frames_done, tally.frames_skipped) == (2, 0, 8, 8)
+    for s in sources:
+        assert _pngs(s.out_dir) == [0, 1, 2, 3]
+        assert json.loads((s.out_dir / manifest.DONE_MARKER).read_text())["frames"] == [0, 1, 2, 3]
+    again = crops.crop_group(sources, boxes, size=32, name="test")
+    assert (again.videos_done, again.videos_already, again.frames_done, again.skips) == (2, 2, 8, [])
+    # Other boxes: the folder is redone, and crops and temporary files of the earlier run are deleted.
+    (sources[0].out_dir / "9.png").write_bytes(b"old")
+    (sources[0].out_dir / ".2.png.abc.tmp").write_bytes(b"partial")
+    tally = crops.crop_group(sources, {i: [i, 2, 40] for i in (1, 2)}, size=32, name="test")
+    assert (tally.videos_done, tally.videos_already, tally.skips) == (2, 0, [])
+    assert sorted(p.name for p in sources[0].out_dir.iterdir()) == [manifest.DONE_MARKER, "1.png", "2.png"]
+
+
+def test_crop_group_skips_what_it_cannot_cut_with_a_line_each(tmp_path):
+    video = _noise_video(tmp_path / "c23.mp4", 3)
+    tally = crops.crop_group([crops.Source("c23", video, tmp_path / "a")], {}, name="real 004")
+    assert tally.skips == [f"{video}: no face locations: c23 crops of real 004 skipped"]
+    missing = crops.Source("c40", tmp_path / "c40.mp4", tmp_path / "b")
+    broken = crops.Source(ffpp.MASKS, tmp_path / "broken.mp4", tmp_path / "c")
+    broken.path.write_bytes(video.read_bytes()[:100])
+    late = crops.Source("c23", video, tmp_path / "d")
+    tally = crops.crop_group([missing, broken, late], {5: [0, 0, 40], 6: [0, 0, 40]}, name="real 004")
+    assert tally.skips == [
+        f"{missing.path}: video not found: c40 crops of real 004 skipped",
+        f"{broken.path}: OpenCV cannot open this video (corrupt or not a video): masks crops of real 004 skipped",
+        f"{video}: c23 video has 3 frames, its face locations go on to frame 6: those frames skipped",
+        f"{video}: no frame could be cut: c23 crops of real 004 skipped"]
+    assert (tally.videos_done, tally.videos_skipped, tally.frames_done, tally.frames_skipped) == (0, 3, 0, 6)
+    assert not (late.out_dir / manifest.DONE_MARKER).exists()
+
+
+# ----------------------------------------------------------------------------- units: the steps of detect_all
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def test_choose_videos_per_method_of_the_split_and_shard(tmp_path):
+    root = tmp_path / "root"
+    for video in ("004", "519", "982"):
+        _touch(ffpp.video_path(root, ffpp.REAL, "c23", video))
+    for video in ("004_982", "519_515"):
+        _touch(ffpp.video_path(root, "Deepfakes", "c23", video))
+    methods = (ffpp.REAL, "Deepfakes", "Face2Face")
+    tally = manifest.Tally(echo=False)
+    assert faces.choose_videos(root, methods, "c23", None, None, None, tally) == {
+        ffpp.REAL: ["004", "519", "982"], "Deepfakes": ["004_982", "519_515"]}
+    assert tally.skips == [f"{ffpp.videos_dir(root, 'Face2Face', 'c23')}: folder not found: Face2Face c23 videos "
+                           "skipped"]
+    (tmp_path / "train.json").write_text(json.dumps([["004", "982"], ["123", "456"]]))
+    tally = manifest.Tally(echo=False)
+    chosen = faces.choose_videos(root, methods[:2], "c23", tmp_path, "train", None, tally)
+    assert chosen == {ffpp.REAL: ["004", "982"], "Deepfakes": ["004_982"]}
+    not_found = [(ffpp.REAL, "123"), (ffpp.REAL, "456"), ("Deepfakes", "982_004"), ("Deepfakes", "123_456"),
+                 ("Deepfakes", "456_123")]
+    assert tally.skips == [f"{ffpp.video_path(root, m, 'c23', v)}: video of the train split not found: skipped"
+                           for m, v in not_found]
+    assert tally.videos_skipped == 5
+    assert faces.choose_videos(root, methods[:2], "c23", None, None, (1, 2), tally) == {
+        ffpp.REAL: ["519"], "Deepfakes": ["519_515"]}
+
+
+def test_plan_jobs_adds_the_target_originals_only_to_copy_boxes(tmp_path):
+    root = tmp_path / "root"
+    for video in ("004", "519"):
+        _touch(ffpp.video_path(root, ffpp.REAL, "c23", video))
+    chosen = {ffpp.REAL: ["519"], "Deepfakes": ["004_982", "519_515", "750_743"]}
+
+    def path(m, v):
+        return ffpp.video_path(root, m, "c23", v)
+
+    own = [(ffpp.REAL, "519", path(ffpp.REAL, "519"), {}, False),
+           *(("Deepfakes", v, path("Deepfakes", v), {}, False) for v in chosen["Deepfakes"])]
+    assert faces.plan_jobs(root, chosen, "c23", {}, copy_targets=False) == own
+    # Fakes only count frames; 004 is added (519 is already chosen, 750 is not on disk).
+    counted = [(m, v, p, s, True) for m, v, p, s, _ in own[1:]]
+    assert faces.plan_jobs(root, chosen, "c23", {}, copy_targets=True) == [
+        own[0], *counted, (ffpp.REAL, "004", path(ffpp.REAL, "004"), {}, False)]
+
+
+def test_run_detection_names_an_unreadable_video_and_keeps_every_methods_file(tmp_path):
+    jobs = [(ffpp.REAL, "004", tmp_path / "004.mp4", {"max_frames": 3, "stride": 1}, True)]
+    tally = manifest.Tally(echo=False)
+    results = faces.run_detection(jobs, [ffpp.REAL, "Deepfakes"], 0, ("hog", 0, 640), tally)
+    assert results == {ffpp.REAL: {}, "Deepfakes": {}}
+    assert tally.skips == [f"{tmp_path / '004.mp4'}: video not found: video skipped"] and tally.videos_skipped == 1
+
+
+def test_fakes_copy_their_targets_boxes_and_every_gap_gets_a_line(tmp_path):
+    box = [10, 10, 50]
+    results = {ffpp.REAL: {"004": faces.VideoBoxes({0: box, 1: box}, [0, 1, 2], detected=1, filled=1),
+                           "998": faces.VideoBoxes({}, [0, 1])},
+               "NeuralTextures": {"004_982": faces.VideoBoxes(frames=[0, 1, 2, 3])},
+               "Face2Face": {"750_743": faces.VideoBoxes(frames=[0, 1])}}
+    orphans = faces.copy_target_boxes(results, tmp_path, "c23")
+    assert orphans == {("Face2Face", "750_743")}
+    target = ffpp.video_path(tmp_path, ffpp.REAL, "c23", "004")
+    assert results["NeuralTextures"]["004_982"] == faces.VideoBoxes({0: box, 1: box}, [0, 1, 2, 3], target=target)
+    tally = manifest.Tally(echo=False)
+    assert faces.report_videos(results, tmp_path, "c23", 1, orphans, tally) == (1, 1)
+
+    def path(m, v):
+        return ffpp.video_path(tmp_path, m, "c23", v)
+
+    assert tally.skips == [
+        f"{path(ffpp.REAL, '004')}: no face found in 1 of 3 frames (2): those frames left out",
+        f"{path(ffpp.REAL, '998')}: no face found in its 2 frames: video skipped",
+        f"{path('NeuralTextures', '004_982')}: no box in its target {target} in 2 of 4 frames (2-3): those frames "
+        "left out",
+        f"{path('Face2Face', '750_743')}: its target original {path(ffpp.REAL, '750')} is missing, unreadable or has "
+        "no face: video skipped (or use --fake-boxes own)"]
+    assert (tally.videos_done, tally.videos_skipped, tally.frames_done, tally.frames_skipped) == (2, 2, 4, 7)
+
+
+def test_fakes_without_any_original_are_skipped_not_a_crash(tmp_path):
+    results = {"Face2Face": {"750_743": faces.VideoBoxes(frames=[0, 1])}}
+    assert faces.copy_target_boxes(results, tmp_path, "c23") == {("Face2Face", "750_743")}
 
 
 # ----------------------------------------------------------------------------- detection rate
@@ -154,6 +364,7 @@ def _rate(path):
     return found.detected, len(found.frames)
 
 
+@pytest.mark.slow
 @needs_samples
 def test_a_face_is_found_in_95_percent_of_the_frames_of_each_sample():
     paths = sorted(SAMPLES.rglob("*.mp4"))
@@ -221,6 +432,7 @@ def _pngs(folder):
     return sorted(int(p.stem) for p in folder.glob("*.png"))
 
 
+@pytest.mark.slow
 def test_detection_runs_through_bad_input_and_loses_nothing_else(pre_tree):
     rc, out = pre_tree["detect"]
     assert rc == 0, out
@@ -238,6 +450,7 @@ def test_detection_runs_through_bad_input_and_loses_nothing_else(pre_tree):
         assert all(len(b) == 3 and all(isinstance(v, int) for v in b) for b in boxes[video].values())
 
 
+@pytest.mark.slow
 def test_crops_run_through_bad_input_and_lose_nothing_else(pre_tree):
     rc, out = pre_tree["create"]
     assert rc == 0, out
@@ -262,6 +475,7 @@ def test_crops_run_through_bad_input_and_lose_nothing_else(pre_tree):
     assert not [p for p in face.rglob("*") if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_c23_c40_and_mask_crops_of_a_frame_share_one_box(pre_tree):
     root, face = pre_tree["root"], pre_tree["face"]
     for method, video in [(ffpp.REAL, "004"), *FAKES.items()]:
@@ -284,6 +498,7 @@ def test_c23_c40_and_mask_crops_of_a_frame_share_one_box(pre_tree):
                 assert np.abs(a - b).mean() < 12, (method, i)
 
 
+@pytest.mark.slow
 def test_dlib_finds_the_face_again_inside_the_crops(pre_tree):
     det = faces.Detector(upsample=1, detect_size=0)
     for method, video in [*((ffpp.REAL, v) for v in REALS), *FAKES.items()]:
@@ -292,6 +507,7 @@ def test_dlib_finds_the_face_again_inside_the_crops(pre_tree):
         assert all(found), (method, video, found)
 
 
+@pytest.mark.slow
 def test_fake_boxes_match_their_target_whether_own_or_copied(pre_tree, tmp_path, capsys):
     tally = faces.detect_all(SAMPLES, tmp_path, max_frames=FRAMES, fake_boxes="target", workers=2)
     err = capsys.readouterr().err
@@ -310,10 +526,11 @@ def test_fake_boxes_match_their_target_whether_own_or_copied(pre_tree, tmp_path,
         assert sum(close) >= 0.9 * len(close), (method, close)
 
 
+@pytest.mark.slow
 def test_rerun_skips_complete_videos_redoes_broken_ones_and_strict_fails_on_skips(pre_tree):
     face = pre_tree["face"]
     folder = ffpp.face_dir(face, ffpp.REAL, "c23", "004")
-    (folder / crops.DONE).unlink()  # as if the run had been killed in this folder
+    (folder / manifest.DONE_MARKER).unlink()  # as if the run had been killed in this folder
     (folder / "5.png").write_bytes(b"broken")
     (folder / ".6.png.abc.tmp").write_bytes(b"partial")
     other = ffpp.face_dir(face, "Deepfakes", "c40", "519_515") / "3.png"
@@ -323,20 +540,27 @@ def test_rerun_skips_complete_videos_redoes_broken_ones_and_strict_fails_on_skip
     assert rc == 1, out  # the Face2Face c40 folder is still missing
     assert "(13 already complete)" in out, out  # all but real 004 c23 + c40 (reset) and 634 c23 (c40 corrupt)
     assert other.stat().st_mtime_ns == before
-    assert cv2.imread(str(folder / "5.png")).shape == (SIZE, SIZE, 3)
-    assert not (folder / ".6.png.abc.tmp").exists() and (folder / crops.DONE).exists()
+    frame = read_frames(ffpp.video_path(pre_tree["root"], ffpp.REAL, "c23", "004"), max_frames=6)[5]
+    box = _locs(pre_tree, ffpp.REAL)["004"]["5"]
+    assert np.array_equal(cv2.imread(str(folder / "5.png")), crops.cut(frame, box, SIZE))
+    assert not (folder / ".6.png.abc.tmp").exists() and (folder / manifest.DONE_MARKER).exists()
     rc, out = run("create_faces_from_dlib_locs.py", "--ffpp-root", pre_tree["root"], "--locs", pre_tree["jsons"],
                   "--out", face, "--image-size", SIZE, "--workers", 2, "--methods", "Deepfakes", "--strict")
     assert rc == 0 and "videos: 3 done (3 already complete), 0 skipped" in out, out
 
 
+@pytest.mark.slow
+@needs_samples
 def test_sharded_detection_merges_to_the_whole(tmp_path):
+    methods = (ffpp.REAL, "NeuralTextures", "FaceSwap")
     for k in range(2):
-        rc, out = run("detect_faces.py", "--ffpp-root", SAMPLES, "--out", tmp_path, "--max-frames", 3,
-                      "--shard", f"{k}/2", "--workers", 0, "--methods", "real", "NeuralTextures", "FaceSwap")
+        rc, out = run("detect_faces.py", "--ffpp-root", SAMPLES, "--out", tmp_path / "shards", "--max-frames", 3,
+                      "--shard", f"{k}/2", "--workers", 0, "--methods", *methods)
         assert rc == 0, out
-    assert len(list(tmp_path.glob("dlib_*.shard-*-of-2.json"))) == 6
-    tally = crops.Tally()
-    assert sorted(crops.load_locs(tmp_path, ffpp.REAL, tally)) == list(REALS)
-    assert sorted(crops.load_locs(tmp_path, "FaceSwap", tally)) == ["634_660"]
-    assert not tally.skips
+    assert len(list((tmp_path / "shards").glob("dlib_*.shard-*-of-2.json"))) == 6
+    faces.detect_all(SAMPLES, tmp_path / "whole", methods=methods, max_frames=3)
+    tally = manifest.Tally()
+    for method in methods:
+        whole = locations.load_locs(tmp_path / "whole", method, tally)
+        assert locations.load_locs(tmp_path / "shards", method, tally) == whole and whole, method
+    assert sorted(whole) == ["634_660"] and not tally.skips

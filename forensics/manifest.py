@@ -1,0 +1,143 @@
+"""What the preprocessing scripts work on and what they have done: which videos, the run's tally, and the
+marker that lets a rerun skip a finished crop folder and redo an interrupted one.
+"""
+import hashlib
+import json
+import multiprocessing
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import ffpp
+from .fileio import write_json
+
+DONE_MARKER = ".done.json"  # per crop folder, written last: the folder holds every crop its video can give
+
+
+# ----------------------------------------------------------------------------- the run's tally
+
+@dataclass
+class Tally:
+    """Counts for the closing summary, and the skip lines (one per file and problem).
+
+    Only the main process's tally prints (echo); a worker's lines are printed when it is added there.
+    """
+    videos_done: int = 0
+    videos_skipped: int = 0
+    videos_already: int = 0
+    frames_done: int = 0
+    frames_skipped: int = 0
+    skips: list = field(default_factory=list)
+    echo: bool = True
+
+    COUNTS = ("videos_done", "videos_skipped", "videos_already", "frames_done", "frames_skipped")
+
+    def skip(self, message, videos=0, frames=0):
+        self.skips.append(message)
+        self.videos_skipped += videos
+        self.frames_skipped += frames
+        if self.echo:
+            tqdm.write(f"skip: {message}", file=sys.stderr)
+
+    def add(self, other):
+        for message in other.skips:
+            self.skip(message)
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def finish(self, strict=False):
+        """Print the summary; the exit status: 1 under --strict when anything was skipped."""
+        print(self.summary())
+        return 1 if strict and self.skips else 0
+
+    def summary(self):
+        already = f" ({self.videos_already} already complete)" if self.videos_already else ""
+        return (f"videos: {self.videos_done} done{already}, {self.videos_skipped} skipped; "
+                f"frames: {self.frames_done} done, {self.frames_skipped} skipped")
+
+
+def pool_map(function, jobs, workers, desc, initializer=None, initargs=()):
+    """Results of function over jobs, in any order, on `workers` processes (0: here) with a progress bar."""
+    bar = dict(total=len(jobs), desc=desc, unit="video", file=sys.stderr, dynamic_ncols=True)
+    if workers <= 0 or len(jobs) <= 1:
+        if initializer:
+            initializer(*initargs)
+        yield from tqdm(map(function, jobs), **bar)
+        return
+    with multiprocessing.Pool(min(workers, len(jobs)), initializer, initargs) as pool:
+        yield from tqdm(pool.imap_unordered(function, jobs), **bar)
+
+
+# ----------------------------------------------------------------------------- which videos
+
+def parse_shard(text):
+    """'K/N' -> (K, N) with 0 <= K < N, for a job array that numbers its tasks from 0."""
+    try:
+        k, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 0/8 for the first of 8 machines") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--shard {text}: K must be in 0..N-1 (got K={k}, N={n})")
+    return k, n
+
+
+def in_shard(videos, shard):
+    """The videos of one shard. Shards split by source id (NNN), so an original and every fake built on
+    it land on the same machine, which --fake-boxes target needs."""
+    if shard is None:
+        return list(videos)
+    k, n = shard
+    ids = sorted({ffpp.target_of(v) for v in videos})
+    mine = set(ids[k::n])
+    return [v for v in videos if ffpp.target_of(v) in mine]
+
+
+def split_ids(splits_dir, split):
+    """The (id1, id2) pairs of one split, or of train+val+test for split 'all'."""
+    names = ffpp.SPLITS if split == "all" else (split,)
+    return [pair for name in names for pair in ffpp.read_split(splits_dir, name)]
+
+
+def select_videos(wanted, available, tally, describe):
+    """available restricted to wanted (a split's video names; None: all of available). A wanted video
+    that is not available gets a skip line saying describe(video)."""
+    if wanted is None:
+        return sorted(available)
+    chosen = []
+    for video in wanted:
+        if video in available:
+            chosen.append(video)
+        else:
+            tally.skip(describe(video), videos=1)
+    return sorted(set(chosen))
+
+
+# ----------------------------------------------------------------------------- finished crop folders
+
+def crop_stamp(boxes, size):
+    """What a finished crop folder vouches for: crops of these boxes at this size. Other boxes or another
+    --image-size make the folder stale, so a rerun redoes it."""
+    digest = hashlib.sha1(json.dumps(sorted(boxes.items())).encode()).hexdigest()
+    return {"image_size": size, "boxes": digest}
+
+
+def finished_crops(out_dir, stamp):
+    """The marker of out_dir if the folder holds every crop it lists, cut as stamp says; else None (never
+    finished, interrupted, cut with other boxes or size, or a crop deleted since)."""
+    out_dir = Path(out_dir)
+    try:
+        done = json.loads((out_dir / DONE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if {k: done.get(k) for k in stamp} != stamp:
+        return None
+    if not all((out_dir / f"{i}.png").exists() for i in done.get("frames", [])):
+        return None
+    return done
+
+
+def mark_finished(out_dir, stamp, frames):
+    """Written after the last crop, so a folder with a marker was never left half-done."""
+    write_json(Path(out_dir) / DONE_MARKER, {**stamp, "frames": frames})
