@@ -39,7 +39,8 @@ def main(argv=None):
                    help="dlib upsampling steps; 1 finds faces half as large, four times slower "
                         f"(default: {UPSAMPLE})")
     p.add_argument("--detect-size", type=int, default=DETECT_SIZE,
-                   help=f"detect on a copy whose longest side is at most this, 0 for full size (default: {DETECT_SIZE})")
+                   help="detect on a copy whose longest side is at most this, 0 for full size "
+                        f"(default: {DETECT_SIZE})")
     p.add_argument("--scale", type=float, default=SCALE,
                    help=f"box side = this times the detection's longer side (default: {SCALE})")
     p.add_argument("--max-gap", type=int, default=MAX_GAP,
