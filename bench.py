@@ -48,6 +48,7 @@ ABLATIONS = {  # --ablate: the default with one part of the fast path switched o
     "no compile": {"compile": "off"},
     "plain Adam": {"fused_adam": "off"},
     "PIL loader": {"loader": "pil"},
+    "joint tail": {"tail_batch": "joint"},  # not a speed-up that keeps the arithmetic: it mixes the BN batches
 }
 
 

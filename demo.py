@@ -1,7 +1,8 @@
 """The whole pipeline on built-in demo data, each step run as a user would run it:
 
-    make_demo_data.py -> detect_faces.py -> create_faces_from_dlib_locs.py -> train.py (the method, and the
-    Xception baseline at c23 and at c40) -> paper_table.py (test.py and eval.py on every dataset and level)
+    make_demo_data.py -> detect_faces.py -> create_faces_from_dlib_locs.py -> paper_grid.py (train.py for the
+    method, and for the Xception baseline at c23 and at c40, on All; then the table, scored and evaluated as
+    test.py and eval.py do, on every dataset and level)
 
 Sized for a laptop CPU: small crops, few frames and epochs, no pretrained weights (nothing is downloaded).
 Everything lands in OUT; a rerun reuses the demo videos, face locations and crops that are already there.
@@ -72,21 +73,17 @@ def main(argv=None):
                                         "--workers", args.workers)
     timings["face crops"] = run("create_faces_from_dlib_locs.py", "--ffpp-root", data, "--locs", locs,
                                 "--out", face, "--image-size", args.image_size, "--workers", args.workers)
-    common = ["--face-root", face, "--splits", splits, "--pretrained", "none", "--image-size", args.image_size,
-              "--batch-size", args.batch_size, "--max-frames", args.max_frames, "--lr", args.lr,
-              "--workers", args.workers, "--device", args.device, "--seed", args.seed]
-    runs = {"method": out / "detector", "baseline c23": out / "xception_c23", "baseline c40": out / "xception_c40"}
-    timings["train method"] = run("train.py", *common, "--epochs", args.epochs, "--out", runs["method"])
-    for quality in ("c23", "c40"):
-        timings[f"train baseline {quality}"] = run(
-            "train.py", *common, "--model", "xception", "--compression", quality,
-            "--epochs", args.baseline_epochs, "--out", runs[f"baseline {quality}"])
-    table = out / "table"
-    timings["test and evaluate"] = run(
-        "paper_table.py", "--face-root", face, "--splits", splits, "--out", table, "--workers", args.workers,
-        "--device", args.device, "--checkpoint", f"method={runs['method']}",
-        "--checkpoint", f"Xception baseline@c23={runs['baseline c23']}",
-        "--checkpoint", f"Xception baseline@c40={runs['baseline c40']}")
+    grid_out = out / "grid"
+    timings["train and test"] = run(
+        "paper_grid.py", "--face-root", face, "--splits", splits, "--out", grid_out, "--datasets", "All",
+        "--epochs", args.epochs, "--baseline-epochs", args.baseline_epochs, "--workers", args.workers,
+        "--device", args.device,
+        # the rest goes to every train.py run
+        "--pretrained", "none", "--image-size", args.image_size, "--batch-size", args.batch_size,
+        "--max-frames", args.max_frames, "--lr", args.lr, "--seed", args.seed)
+    runs = {"method": grid_out / "method_All", "baseline c23": grid_out / "xception_c23_All",
+            "baseline c40": grid_out / "xception_c40_All"}
+    table = grid_out / "table"
 
     history = json.loads((runs["method"] / "history.json").read_text())
     print("\nvalidation AUC of the method per epoch (c23 / c40): " +

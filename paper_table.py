@@ -3,11 +3,14 @@ FaceSwap, NeuralTextures and All, at c23 and c40, as Markdown (table.md) and CSV
 
     python paper_table.py --face-root face/ --splits jsons/ --checkpoint method=runs/all \\
         --checkpoint "Xception baseline@c23=runs/xception_c23" --checkpoint "Xception baseline@c40=runs/xception_c40"
+    python paper_table.py --checkpoint method@Deepfakes=runs/paper/method_Deepfakes ... --checkpoint method@All=...
 
-Each checkpoint is scored once per compression on All (as test.py does) and evaluated (as eval.py does); a
-method's column is eval.py's per-method row (that method's fakes and all real frames, with the threshold
-chosen on the same subset of the validation split), which is what test.py --dataset <method> gives.
-Scores, metrics and plots of every run stay under --out/<model>/<compression>/.
+A checkpoint is LABEL=DIR (a row of the table, every column) or narrowed by qualifiers, a compression and/or
+a dataset: LABEL@c23=DIR, LABEL@Deepfakes=DIR, LABEL@Deepfakes@c40=DIR. Each cell takes the most specific
+folder given. The paper's table (and the released test.py) used one model per manipulation: give one
+folder per method, as paper_grid.py does; a method's cell filled by a model trained on All is marked with *
+(its number is eval.py's per-method row: that method's fakes and all real frames, with the threshold chosen
+on the same subset of the validation split). Scores, metrics and plots stay under --out/<model>/<compression>/.
 """
 import argparse
 from pathlib import Path
@@ -19,9 +22,8 @@ from forensics.fileio import write_bytes
 
 FACE_ROOT = "face"
 SPLITS = "jsons"
-# label -> run folder, or label -> {compression: run folder} for a model trained per compression
-CHECKPOINTS = {"method": "runs/detector", "Xception baseline": {"c23": "runs/xception_c23",
-                                                                 "c40": "runs/xception_c40"}}
+CHECKPOINTS = ["method=runs/detector", "Xception baseline@c23=runs/xception_c23",  # as --checkpoint takes them
+               "Xception baseline@c40=runs/xception_c40"]
 EPOCH = "best"
 MAX_FRAMES = 140
 VAL_MAX_FRAMES = 140
@@ -36,15 +38,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT, device=DEVICE, workers=WORKERS,
                    image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
-    p.add_argument("--checkpoint", action="append", default=[], metavar="LABEL[@COMPRESSION]=DIR",
-                   help=f"a row of the table (repeat; replaces the default {CHECKPOINTS})")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="LABEL[@DATASET][@COMPRESSION]=DIR",
+                   help=f"a row of the table, or some of its cells (repeat; replaces the default {CHECKPOINTS})")
     p.add_argument("--datasets", nargs="+", default=list(ffpp.DATASETS), choices=ffpp.DATASETS)
     p.add_argument("--compressions", nargs="+", default=list(ffpp.COMPRESSIONS), choices=ffpp.COMPRESSIONS)
     p.add_argument("--epoch", default=EPOCH, help="best, last or an epoch number, for every checkpoint")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES)
     p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES)
     args = p.parse_args(argv)
-    args.checkpoints = cli.parse_checkpoints(args.checkpoint) if args.checkpoint else dict(CHECKPOINTS)
+    args.checkpoints = cli.parse_checkpoints(args.checkpoint or CHECKPOINTS)
     return args
 
 

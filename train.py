@@ -19,9 +19,19 @@ from forensics import cli, ffpp
 from forensics.data import DECODERS, index_frames, training_loader
 from forensics.device import resolve_device
 from forensics.fileio import write_json
-from forensics.runs import last_complete_epoch
-from forensics.training import MODELS, PRECISIONS, SWITCH, TrainConfig, Training, seed_everything, \
-    setup_distributed, validate
+from forensics.losses import METRIC_REDUCTIONS
+from forensics.runs import checkpoint_files, clear_run
+from forensics.training import (
+    MODELS,
+    PRECISIONS,
+    SWITCH,
+    TrainConfig,
+    Training,
+    seed_everything,
+    setup_distributed,
+    validate,
+)
+from models import TAIL_BATCHES
 
 # data
 FACE_ROOT = "face"
@@ -35,6 +45,7 @@ LOADER = "fast"              # fast: uint8 PNG decode in workers, normalise on t
 # model
 MODEL = "detector"           # detector, or xception for the one-stream baseline
 COMPRESSION = "c23"          # the baseline's training quality (the detector always trains on c23+c40 pairs)
+TAIL_BATCH = "per-stream"    # per-stream: the tail runs once per stream, as released; joint: on both at once
 PRETRAINED = "imagenet"      # imagenet (timm, needs a network once), a local Xception file, or none
 # optimisation (released: Adam, lr 1e-4, weight decay 1e-4, batch 64, 15 epochs)
 EPOCHS = 15
@@ -42,8 +53,9 @@ BATCH_SIZE = 64
 LR = 1e-4
 WEIGHT_DECAY = 1e-4
 SEED = 0
-# losses (released: r1 = 0.01, r2 = 18, pairing weight 0.2)
+# losses (released: r1 = 0.01, r2 = 18, pairing weight 0.2, the metric hinge summed and divided by batch^2)
 R1, R2 = 0.01, 18.0
+METRIC_REDUCTION = "released"  # released: sum / batch^2; mean: the per-sample mean (batch times the weight)
 METRIC_WEIGHT = 1.0
 PAIRING_WEIGHT = 0.2
 ATTENTION_WEIGHT = 1.0
@@ -59,7 +71,8 @@ PRECISION = "auto"           # auto: bf16 autocast on CUDA, fp32 on CPU
 CHANNELS_LAST = "auto"       # auto: on CUDA
 COMPILE = "auto"             # auto: torch.compile on CUDA
 FUSED_ADAM = "auto"          # auto: the fused Adam kernel on CUDA
-RESUME = False
+RESUME = False               # continue the run in OUT from its last complete epoch
+OVERWRITE = False            # start over in an OUT that holds another run's checkpoints (they are deleted)
 LOG_EVERY = 20               # steps between TensorBoard scalars
 MAX_STEPS = 0                # > 0 stops each epoch after this many steps (smoke tests, benchmarks)
 
@@ -74,11 +87,13 @@ def parse_args(argv=None):
     p.add_argument("--loader", default=LOADER, choices=DECODERS)
     p.add_argument("--model", default=MODEL, choices=MODELS)
     p.add_argument("--compression", default=COMPRESSION, choices=ffpp.COMPRESSIONS)
+    p.add_argument("--tail-batch", default=TAIL_BATCH, choices=TAIL_BATCHES)
     p.add_argument("--pretrained", default=PRETRAINED)
     p.add_argument("--lr", type=float, default=LR)
     p.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY)
     p.add_argument("--r1", type=float, default=R1)
     p.add_argument("--r2", type=float, default=R2)
+    p.add_argument("--metric-reduction", default=METRIC_REDUCTION, choices=METRIC_REDUCTIONS)
     p.add_argument("--metric-weight", type=float, default=METRIC_WEIGHT)
     p.add_argument("--pairing-weight", type=float, default=PAIRING_WEIGHT)
     p.add_argument("--attention-weight", type=float, default=ATTENTION_WEIGHT)
@@ -93,6 +108,8 @@ def parse_args(argv=None):
     p.add_argument("--fused-adam", default=FUSED_ADAM, choices=SWITCH)
     p.add_argument("--resume", action="store_true", default=RESUME,
                    help="continue the run in --out from its last complete epoch")
+    p.add_argument("--overwrite", action="store_true", default=OVERWRITE,
+                   help="start over in an --out that holds another run: its checkpoints, history and logs are deleted")
     p.add_argument("--log-every", type=int, default=LOG_EVERY)
     p.add_argument("--max-steps", type=int, default=MAX_STEPS)
     return TrainConfig(**vars(p.parse_args(argv)))
@@ -125,14 +142,21 @@ def main(argv=None):
     training = Training(config, device, world)
     start_epoch, history = 0, []
     if config.resume:
-        start_epoch, history = last_complete_epoch(out, list(training.saved))
+        start_epoch, history = training.resume(out)
         if start_epoch == 0:
             raise SystemExit(f"--resume: {out} holds no complete epoch; start without --resume")
-        training.load(out, start_epoch)
         if main_process:
             print(f"resuming {out} after epoch {start_epoch}")
-    elif config.pretrained != "none":
-        training.model.init_from(config.pretrained)
+    else:
+        found = checkpoint_files(out)
+        if found and not config.overwrite:
+            raise SystemExit(f"{out} holds another run's checkpoints ({found[0].name}, ...): pass --resume to "
+                             "continue it, --overwrite to start over (its checkpoints, history and logs are "
+                             "deleted), or another --out")
+        if found and main_process:
+            clear_run(out)
+        if config.pretrained != "none":
+            training.model.init_from(config.pretrained)
     training.to_device()
     model = training.model
 
@@ -149,8 +173,7 @@ def main(argv=None):
     step = start_epoch * len(loader)
 
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        if world > 1:
-            loader.sampler.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
         model.train()
         loss_sum, count, started = torch.zeros((), device=device), 0, time.time()
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", disable=not main_process, leave=False)
@@ -178,6 +201,7 @@ def main(argv=None):
                      "steps": count, "seconds": round(seconds, 1),
                      "pairs_per_s": round(count * config.batch_size * world / max(seconds, 1e-9), 1)}
             entry.update(validate(model, config, device, val_frames))
+            training.save_rng(out, epoch)
             history.append(entry)
             best = max(history, key=lambda h: h["val_auc"])
             write_json(out / "history.json", history, indent=2)

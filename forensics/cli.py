@@ -62,19 +62,21 @@ def auto_or_int(value):
 
 
 def parse_checkpoints(values):
-    """--checkpoint LABEL=DIR (every compression) or LABEL@c23=DIR (one compression), repeated, as
-    {label: DIR or {compression: DIR}}."""
+    """--checkpoint LABEL[@QUALIFIER...]=DIR, repeated, as {label: {(dataset, compression): DIR}}. A qualifier
+    is a compression (c23, c40) or a dataset (Deepfakes, ..., All); one left out is None: any. The label is a
+    row of the table; 'method@Deepfakes=DIR' says DIR scores the Deepfakes columns of that row."""
     checkpoints = {}
+    usage = "use LABEL=DIR, LABEL@c23=DIR, LABEL@Deepfakes=DIR or LABEL@Deepfakes@c40=DIR"
     for value in values:
         key, sep, folder = value.partition("=")
-        label, at, compression = key.partition("@")
-        if not sep or not label or not folder or (at and compression not in ffpp.COMPRESSIONS):
-            raise SystemExit(f"--checkpoint {value!r}: use LABEL=DIR or LABEL@c23=DIR / LABEL@c40=DIR")
-        if at:
-            entry = checkpoints.setdefault(label, {})
-            if not isinstance(entry, dict):
-                raise SystemExit(f"--checkpoint {value!r}: {label} already has one folder for every compression")
-            entry[compression] = folder
-        else:
-            checkpoints[label] = folder
+        label, *qualifiers = key.split("@")
+        datasets = [q for q in qualifiers if q in ffpp.DATASETS]
+        compressions = [q for q in qualifiers if q in ffpp.COMPRESSIONS]
+        if not sep or not label or not folder or len(datasets) > 1 or len(compressions) > 1 \
+                or len(datasets) + len(compressions) != len(qualifiers):
+            raise SystemExit(f"--checkpoint {value!r}: {usage}")
+        cell = (datasets[0] if datasets else None, compressions[0] if compressions else None)
+        if cell in checkpoints.setdefault(label, {}):
+            raise SystemExit(f"--checkpoint {value!r}: {label} has a folder for these cells already")
+        checkpoints[label][cell] = folder
     return checkpoints

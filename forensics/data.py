@@ -179,18 +179,20 @@ class FaceFrames(Dataset):
         return images, self._mask(frame) if self.masks else None, frame.label, i
 
 
-def make_loader(dataset, batch_size, workers, shuffle=False, sampler=None, drop_last=False, device=None):
+def make_loader(dataset, batch_size, workers, sampler=None, drop_last=False, device=None, generator=None):
     cuda = device is not None and device.type == "cuda"
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=workers, pin_memory=cuda, drop_last=drop_last, collate_fn=collate,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=cuda,
+                      drop_last=drop_last, collate_fn=collate, generator=generator,
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
 
 
 def training_loader(face_root, frames, qualities, masks, image_size, batch_size, workers, decoder, device,
                     seed=0, world=1, rank=0):
-    """The shuffled training loader (train.py and bench.py): one DistributedSampler shard per process under
-    torchrun; the last incomplete batch is dropped when there is at least one full batch per process."""
+    """The shuffled training loader (train.py and bench.py). Its order is a function of the seed and the
+    epoch alone (loader.sampler.set_epoch): one DistributedSampler shard per process, a single one without
+    torchrun, and worker seeds from the loader's own generator, so that a resumed run reads the batches an
+    uninterrupted one would. The last incomplete batch is dropped when there is a full one per process."""
     dataset = FaceFrames(face_root, frames, image_size, qualities, masks=masks, decoder=decoder)
-    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed) if world > 1 else None
-    return make_loader(dataset, batch_size, workers, shuffle=True, sampler=sampler,
-                       drop_last=len(dataset) >= batch_size * world, device=device)
+    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed)
+    return make_loader(dataset, batch_size, workers, sampler=sampler, drop_last=len(dataset) >= batch_size * world,
+                       device=device, generator=torch.Generator().manual_seed(seed))

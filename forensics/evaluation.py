@@ -22,7 +22,7 @@ from models.checkpoints import CheckpointError
 from . import ffpp
 from .fileio import read_json, write_json
 from .metrics import best_threshold, frame_metrics, mask_accuracy, video_metrics, video_scores
-from .runs import image_size_of, load_model
+from .runs import image_size_of, load_model, run_config
 from .scoring import score_splits
 
 REQUIRED = ("video", "frame", "method", "label", "score")  # the columns eval needs of a scores file
@@ -186,7 +186,8 @@ def format_table(metrics):
 TABLE_COLUMNS = ("acc", "auc", "video_auc")  # the paper's columns
 TABLE_METRICS = ("acc", "auc", "video_auc", "best_acc", "eer", "ap", "video_acc", "frames", "videos",
                  "threshold_source")
-TABLE_CSV_COLUMNS = ("model", "compression", "dataset") + TABLE_METRICS + ("trained_on", "checkpoint_dir", "epoch")
+TABLE_CSV_COLUMNS = ("model", "compression", "dataset") + TABLE_METRICS + (
+    "trained_on", "trained_dataset", "from_all_model", "checkpoint_dir", "epoch")
 
 
 def _slug(label):
@@ -194,48 +195,83 @@ def _slug(label):
 
 
 def _cell(metrics, dataset):
-    """The metrics of one dataset out of an All evaluation, or None when the face tree lacks it."""
-    if dataset == "All":
+    """The metrics of one dataset out of an evaluation, or None when the face tree lacks it."""
+    if dataset == "All" or metrics["methods"] == [dataset]:
         return metrics
-    if "per_method" in metrics:
-        return metrics["per_method"].get(dataset)
-    return metrics if metrics["methods"] == [dataset] else None
+    return metrics.get("per_method", {}).get(dataset)
+
+
+def choose_checkpoint(cells, dataset, compression):
+    """The folder that scores one cell of the table, from {(dataset, compression): DIR} with None for any:
+    the most specific one given (this dataset before All before any, this compression before any)."""
+    for d in (dataset, "All", None):
+        for c in (compression, None):
+            if (d, c) in cells:
+                return cells[d, c], d
+    return None, None
+
+
+def _trained_dataset(folder, qualifier):
+    """What the model in folder was trained on: the --checkpoint qualifier, else its run's config.json."""
+    return qualifier or run_config(folder).get("dataset")
 
 
 def paper_table(checkpoints, face_root, splits, out, device, datasets=ffpp.DATASETS,
                 compressions=ffpp.COMPRESSIONS, epoch="best", image_size=None, batch_size=128, workers=0,
                 max_frames=140, val_max_frames=140):
-    """Score and evaluate every (checkpoint, compression) on All; returns (CSV rows, notes). checkpoints:
-    {label: DIR or {compression: DIR}}. Scores, metrics and plots stay under out/<label>/<compression>/."""
-    folders = {(label, c): value.get(c) if isinstance(value, dict) else value
-               for label, value in checkpoints.items() for c in compressions}
-    missing = sorted({f for f in folders.values() if f and not Path(f).is_dir()})
+    """Score and evaluate every cell (label, compression, dataset); returns (CSV rows, notes).
+
+    checkpoints: {label: {(dataset or None, compression or None): DIR}} (cli.parse_checkpoints). A folder that
+    serves one method's cells only is scored on that method (out/<label>/<compression>/<method>/), as the
+    released code tested one model per manipulation; a folder that serves All, or several methods, is scored
+    once on All (out/<label>/<compression>/) and each method's cell is its per-method evaluation. A cell of one
+    method filled by a model trained on All is flagged (from_all_model)."""
+    plan = {}  # (label, compression, folder) -> {dataset: trained dataset}
+    notes = []
+    for label, cells in checkpoints.items():
+        for compression in compressions:
+            lacking = []
+            for dataset in datasets:
+                folder, qualifier = choose_checkpoint(cells, dataset, compression)
+                if folder is None:
+                    lacking.append(dataset)
+                else:
+                    plan.setdefault((label, compression, folder), {})[dataset] = qualifier
+            if lacking:
+                which = "" if len(lacking) == len(datasets) else f"{', '.join(lacking)} at "
+                notes.append(f"{label}: no checkpoint given for {which}{compression}")
+    missing = sorted({folder for _, _, folder in plan if not Path(folder).is_dir()})
     if missing:
         raise FileNotFoundError(f"checkpoint folder not found: {', '.join(missing)}; train them first (train.py, "
-                                "--model xception for the baseline) or pass --checkpoint LABEL=DIR")
-    rows, notes = [], []
-    for (label, compression), folder in folders.items():
-        if folder is None:
-            notes.append(f"{label}: no checkpoint given for {compression}")
-            continue
+                                "--model xception for the baseline; paper_grid.py trains them all) or pass "
+                                "--checkpoint LABEL=DIR")
+    rows = []
+    for (label, compression, folder), served in plan.items():
         try:
             model, info = load_model(folder, epoch, compression)
         except CheckpointError as e:
-            notes.append(f"{label} at {compression}: not tested: {e}")
+            notes.append(f"{label} at {compression}: {folder} not tested: {e}")
             print(f"skipped: {notes[-1]}")
             continue
-        print(f"{label} at {compression}: {info['model']} from {folder}, epoch {info['epoch']}")
-        scores = score_splits(model, info, face_root, splits, Path(out) / _slug(label) / compression, "All",
-                              compression, image_size_of(image_size, info), device, batch_size, workers,
-                              max_frames, val_max_frames)
+        scored_on = next(iter(served)) if len(served) == 1 and "All" not in served else "All"
+        where = Path(out) / _slug(label) / compression / ("" if scored_on == "All" else scored_on)
+        print(f"{label} at {compression}: {info['model']} from {folder}, epoch {info['epoch']}, on {scored_on}")
+        scores = score_splits(model, info, face_root, splits, where, scored_on, compression,
+                              image_size_of(image_size, info), device, batch_size, workers, max_frames,
+                              val_max_frames)
         metrics = evaluate(scores)
-        for dataset in datasets:
-            m = _cell(metrics, dataset)
+        for dataset, qualifier in served.items():
+            trained = _trained_dataset(folder, qualifier)
             row = {"model": label, "compression": compression, "dataset": dataset, "trained_on": info["trained_on"],
-                   "checkpoint_dir": folder, "epoch": info["epoch"]}
+                   "trained_dataset": trained, "checkpoint_dir": folder, "epoch": info["epoch"],
+                   "from_all_model": dataset != "All" and trained == "All"}
+            m = _cell(metrics, dataset)
             if m is not None:
                 row.update({k: m[k] for k in TABLE_METRICS})
             rows.append(row)
+    order = {(label, c, d): i for i, (label, c, d) in enumerate(
+        (label, c, d) for label in checkpoints for c in compressions for d in datasets)}
+    rows.sort(key=lambda r: order[r["model"], r["compression"], r["dataset"]])
     return rows, notes
 
 
@@ -257,8 +293,13 @@ def table_markdown(rows, notes, datasets, compressions):
             if not any(cells):
                 continue
             trained = next(c["trained_on"] for c in cells if c) or "?"
-            values = [_percent(c.get(k) if c else None) for c in cells for k in TABLE_COLUMNS]
+            values = [_percent(c.get(k) if c else None) + ("*" if c and c.get("from_all_model") else "")
+                      for c in cells for k in TABLE_COLUMNS]
             lines.append("| " + " | ".join([label, trained] + values) + " |")
+        lines.append("")
+    if any(r.get("from_all_model") for r in rows):
+        lines.append("\\* from a model trained on All; the paper's method columns come from one model per method "
+                     "(paper_grid.py trains them).")
         lines.append("")
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines).rstrip() + "\n"

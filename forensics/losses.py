@@ -5,14 +5,25 @@ import torch
 import torch.nn.functional as F
 
 MASK_TARGET_THRESHOLD = 0.2  # a mask pixel above this counts as manipulated
+METRIC_REDUCTIONS = ("released", "mean")
 
 
-def metric_loss(embedding, label, r1=0.01, r2=18.0):
-    """Hinge around the fixed centre 0: real (label 0) within r1, fake (label 1) beyond r2.
-    mean((1 - y) * max(0, d - r1) + y * max(0, r2 - d)), d = ||e||."""
+def metric_loss(embedding, label, r1=0.01, r2=18.0, reduction="released", world=1):
+    """Hinge around the fixed centre 0: real (label 0) within r1, fake (label 1) beyond r2, per sample
+    h = (1 - y) max(0, d - r1) + y max(0, r2 - d), d = ||e||.
+
+    'released': sum(h) / B^2 over a global batch of B, as the released MetricLoss (each hinge sum divided by
+    the batch size, then their total again). Under DDP a process holds b = B / world samples and divides by
+    b * B; DDP averages the gradients over the processes, so each sample weighs 1 / B^2 as on one GPU.
+    'mean': mean(h), which weighs the metric terms B times more against the other losses."""
     d = embedding.float().norm(dim=1)
     y = label.float()
-    return ((1 - y) * F.relu(d - r1) + y * F.relu(r2 - d)).mean()
+    hinge = (1 - y) * F.relu(d - r1) + y * F.relu(r2 - d)
+    if reduction == "mean":
+        return hinge.mean()
+    if reduction == "released":
+        return hinge.sum() / (hinge.numel() * hinge.numel() * world)
+    raise ValueError(f"--metric-reduction {reduction!r}: choose one of {', '.join(METRIC_REDUCTIONS)}")
 
 
 def pairing_loss(hq_embedding, lq_embedding):
@@ -72,14 +83,16 @@ class LossWeights:
     classifier: float = 0.0
     adversarial: float = 0.0
     gradient_penalty: float = 10.0
+    metric_reduction: str = "released"
 
 
-def detector_losses(out, label, mask, w: LossWeights, critic=None):
-    """All the heads' and tail's terms for one batch of the detector's forward output."""
+def detector_losses(out, label, mask, w: LossWeights, critic=None, world=1):
+    """All the heads' and tail's terms for one batch of the detector's forward output (on one of `world`
+    DDP processes)."""
     target = mask_target(mask, out["hq_map"].shape[-2:])
     terms = {
-        "metric_hq": w.metric * metric_loss(out["hq_emb"], label, w.r1, w.r2),
-        "metric_lq": w.metric * metric_loss(out["lq_emb"], label, w.r1, w.r2),
+        "metric_hq": w.metric * metric_loss(out["hq_emb"], label, w.r1, w.r2, w.metric_reduction, world),
+        "metric_lq": w.metric * metric_loss(out["lq_emb"], label, w.r1, w.r2, w.metric_reduction, world),
         "pairing": w.pairing * pairing_loss(out["hq_emb"], out["lq_emb"]),
         "attention": w.attention * attention_transfer_loss(out["hq_map"], out["lq_map"]),
         "mask_hq": w.mask * mask_loss(out["hq_map"], target),

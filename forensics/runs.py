@@ -43,15 +43,33 @@ def resolve_epoch(directory, epoch, part):
         raise ValueError(f"--epoch {epoch!r}: use best, last or an epoch number") from None
 
 
-def last_complete_epoch(directory, parts):
-    """(epoch, history up to it) of the newest epoch with every part saved and its history entry written:
-    where --resume continues. (0, []) when there is none."""
+def last_complete_epoch(directory, parts, before=None):
+    """(epoch, history up to it) of the newest epoch (below `before`, if given) with every part saved and its
+    history entry written: where --resume continues. (0, []) when there is none."""
     directory = Path(directory)
     done = {h["epoch"] for h in read_history(directory)}
     complete = [e for e in epochs_of(directory, parts[0])
-                if e in done and all(checkpoint_path(directory, p, e).exists() for p in parts)]
+                if e in done and (before is None or e < before)
+                and all(checkpoint_path(directory, p, e).exists() for p in parts)]
     epoch = max(complete, default=0)
     return epoch, [h for h in read_history(directory) if h["epoch"] <= epoch]
+
+
+RUN_FILES = ("config.json", "history.json", "best.json")
+
+
+def checkpoint_files(directory):
+    """Every part_NNNNNN.tar checkpoint file of a run folder."""
+    return sorted(p for p in Path(directory).glob("*_*.tar") if p.stem.rsplit("_", 1)[1].isdigit())
+
+
+def clear_run(directory):
+    """Delete a run's checkpoints, its history and TensorBoard logs (train.py --overwrite); nothing else."""
+    directory = Path(directory)
+    for path in checkpoint_files(directory) + [directory / n for n in RUN_FILES]:
+        path.unlink(missing_ok=True)
+    for path in sorted((directory / "tensorboard").glob("events.out.tfevents.*")):
+        path.unlink()
 
 
 def _need(directory, part, epoch):

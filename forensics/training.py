@@ -11,12 +11,14 @@ from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel
 
 from models import CompressionCritic, build_model
-from models.checkpoints import RUN_PARTS, checkpoint_path, load_part, save_part
+from models.checkpoints import RUN_PARTS, CheckpointError, checkpoint_path, load_part, read_checkpoint, save_part
 
 from . import ffpp
 from .device import autocast, resolve_precision, resolve_switch
+from .fileio import write_torch
 from .losses import LossWeights, classification_loss, critic_loss, detector_losses
 from .metrics import best_threshold
+from .runs import last_complete_epoch
 from .scoring import score_frames
 
 MODELS = ("detector", "xception")
@@ -37,6 +39,7 @@ class TrainConfig:
     workers: int = 0
     loader: str = "fast"
     model: str = "detector"
+    tail_batch: str = "per-stream"
     compression: str = "c23"
     pretrained: str = "imagenet"
     epochs: int = 15
@@ -46,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     r1: float = 0.01
     r2: float = 18.0
+    metric_reduction: str = "released"
     metric_weight: float = 1.0
     pairing_weight: float = 0.2
     attention_weight: float = 1.0
@@ -61,6 +65,7 @@ class TrainConfig:
     compile: str = "auto"
     fused_adam: str = "auto"
     resume: bool = False
+    overwrite: bool = False
     log_every: int = 20
     max_steps: int = 0
 
@@ -73,7 +78,7 @@ class TrainConfig:
         return LossWeights(r1=self.r1, r2=self.r2, metric=self.metric_weight, pairing=self.pairing_weight,
                            attention=self.attention_weight, mask=self.mask_weight,
                            classifier=self.classifier_weight, adversarial=self.adversarial_weight,
-                           gradient_penalty=self.gradient_penalty)
+                           gradient_penalty=self.gradient_penalty, metric_reduction=self.metric_reduction)
 
     def resolved(self, device):
         """A copy with the 'auto' settings decided for this device (the fast path on CUDA only)."""
@@ -100,6 +105,28 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+def rng_state():
+    """The random number generators' states (Python, NumPy, torch, CUDA) as tensors and plain values, so
+    that torch.load(weights_only=True) reads them back."""
+    version, internal, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                      "cached": float(cached)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state):
+    python, numpy = state["python"], state["numpy"]
+    random.setstate((python["version"], tuple(python["internal"].tolist()), python["gauss"]))
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
+                         numpy["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def setup_distributed():
     """(rank, world size, local rank) under torchrun, else (0, 1, 0)."""
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
@@ -124,7 +151,7 @@ class Training:
     def __init__(self, config, device, world=1):
         self.config, self.device, self.world = config, device, world
         self.detector = config.model == "detector"
-        self.model = build_model(config.model, classifier=config.classifier_weight > 0)
+        self.model = build_model(config.model, classifier=config.classifier_weight > 0, tail_batch=config.tail_batch)
         self.weights = config.loss_weights()
         self.critic = CompressionCritic() if self.detector and self.weights.adversarial else None
         self.parts = _parts_of(self.model, config)
@@ -146,6 +173,33 @@ class Training:
     def save(self, out, epoch):
         for name, module in self.saved.items():
             save_part(checkpoint_path(out, name, epoch), module, self.optims[name])
+
+    @staticmethod
+    def save_rng(out, epoch):
+        """The generators' states at the end of an epoch (after its validation): where a resumed run goes on,
+        so that on the CPU it repeats the uninterrupted run exactly. Data order does not depend on them (the
+        sampler is seeded with --seed and the epoch)."""
+        write_torch(checkpoint_path(out, "rng", epoch), {"rng": rng_state()})
+
+    def resume(self, out):
+        """Load the newest complete epoch of out (model, optimisers, generators); a newest epoch that cannot be
+        read gives way to the one before, with a line saying so. Returns (epoch, history up to it)."""
+        epoch, history = last_complete_epoch(out, list(self.saved))
+        while epoch:
+            try:
+                self.load(out, epoch)
+                rng = checkpoint_path(out, "rng", epoch)
+                if rng.exists():
+                    set_rng_state(read_checkpoint(rng)["rng"])
+                else:
+                    print(f"note: {rng} not found (a run from before it was saved): the resumed run goes on with "
+                          "other random numbers than an uninterrupted one would")
+                return epoch, history
+            except CheckpointError as e:
+                previous, history = last_complete_epoch(out, list(self.saved), before=epoch)
+                print(f"{e}: resuming from epoch {previous} instead" if previous else f"{e}; no earlier epoch")
+                epoch = previous
+        return 0, []
 
     def to_device(self):
         """Move everything to the device (and channels_last), then wrap for DDP and torch.compile."""
@@ -181,7 +235,7 @@ class Training:
                         p.grad /= self.world
                 optims["critic"].step()
                 critic.requires_grad_(False)
-            loss, terms = detector_losses(output, batch.label, batch.mask, self.weights, critic)
+            loss, terms = detector_losses(output, batch.label, batch.mask, self.weights, critic, self.world)
             if critic is not None:
                 critic.requires_grad_(True)
         else:

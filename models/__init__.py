@@ -1,6 +1,8 @@
 """Networks: the split Xception with regression-map attention, the anti-compression detector, the baseline."""
-from .xception import AttentionHead, RegressionMap, XceptionHead, XceptionTail, load_pretrained_backbone
-from .detector import AntiCompressionDetector, CompressionCritic, XceptionBaseline, build_model
+from .detector import TAIL_BATCHES, AntiCompressionDetector, CompressionCritic, XceptionBaseline, build_model
+from .xception import (AttentionHead, RegressionMap, XceptionHead, XceptionTail, load_pretrained_backbone,
+                       released_init)
 
 __all__ = ["AttentionHead", "RegressionMap", "XceptionHead", "XceptionTail", "load_pretrained_backbone",
-           "AntiCompressionDetector", "CompressionCritic", "XceptionBaseline", "build_model"]
+           "released_init", "TAIL_BATCHES", "AntiCompressionDetector", "CompressionCritic", "XceptionBaseline",
+           "build_model"]

@@ -7,25 +7,38 @@ from .xception import EMBEDDING_DIM, HEAD_CHANNELS, AttentionHead, XceptionTail,
     load_pretrained_backbone
 
 
+TAIL_BATCHES = ("per-stream", "joint")
+
+
 class AntiCompressionDetector(nn.Module):
     """HQ head for c23, LQ head for c40, one tail. A frame's score is the norm of its embedding
-    (its distance from the fixed centre 0): small for real faces, large for fakes."""
+    (its distance from the fixed centre 0): small for real faces, large for fakes.
 
-    def __init__(self, classifier=False):
+    tail_batch 'per-stream' runs the tail once per stream, as the released code did, so in training its
+    BatchNorm layers normalise HQ and LQ features each with their own batch statistics; 'joint' runs it once
+    on both streams concatenated (one larger batch, statistics of c23 and c40 mixed)."""
+
+    def __init__(self, classifier=False, tail_batch="per-stream"):
         super().__init__()
+        if tail_batch not in TAIL_BATCHES:
+            raise ValueError(f"--tail-batch {tail_batch!r}: choose one of {', '.join(TAIL_BATCHES)}")
         self.hq_head = AttentionHead()
         self.lq_head = AttentionHead()
         self.tail = XceptionTail()
+        self.tail_batch = tail_batch
         self.classifier = nn.Linear(EMBEDDING_DIM, 2) if classifier else None
 
     def head(self, quality):
         return {"c23": self.hq_head, "c40": self.lq_head}[quality]
 
     def forward(self, hq, lq):
-        """Both streams of a batch of paired frames; the tail sees both halves as one batch."""
+        """Both streams of a batch of paired frames."""
         hq_att, hq_map, hq_feat = self.hq_head(hq)
         lq_att, lq_map, lq_feat = self.lq_head(lq)
-        hq_emb, lq_emb = self.tail(torch.cat([hq_att, lq_att])).chunk(2)
+        if self.tail_batch == "joint":
+            hq_emb, lq_emb = self.tail(torch.cat([hq_att, lq_att])).chunk(2)
+        else:
+            hq_emb, lq_emb = self.tail(hq_att), self.tail(lq_att)
         out = {"hq_emb": hq_emb, "lq_emb": lq_emb, "hq_map": hq_map, "lq_map": lq_map,
                "hq_feat": hq_feat, "lq_feat": lq_feat}
         if self.classifier is not None:
@@ -77,9 +90,9 @@ class XceptionBaseline(Xception):
         load_pretrained_backbone(self, imagenet_state_dict(source), str(source), own_layers=("fc.",))
 
 
-def build_model(name, classifier=False):
+def build_model(name, classifier=False, tail_batch="per-stream"):
     if name == "detector":
-        return AntiCompressionDetector(classifier=classifier)
+        return AntiCompressionDetector(classifier=classifier, tail_batch=tail_batch)
     if name == "xception":
         return XceptionBaseline()
     raise ValueError(f"unknown model {name!r}: use 'detector' or 'xception'")

@@ -2,6 +2,8 @@
 (the rest, to a 2048-d embedding). Layers come from timm's legacy Xception, so parameter names are those of
 Cadene's Xception and of the paper's released checkpoints (conv1, block1.rep.0.pointwise, ..., bn4).
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -11,6 +13,20 @@ HEAD_LAYERS = ("conv1", "bn1", "conv2", "bn2") + tuple(f"block{i}" for i in rang
 TAIL_LAYERS = tuple(f"block{i}" for i in range(8, 13)) + ("conv3", "bn3", "conv4", "bn4")
 HEAD_CHANNELS = 728
 EMBEDDING_DIM = 2048
+
+
+def released_init(module):
+    """The released code's initialisation, applied before any pretrained weights: every Conv2d weight from
+    normal(0, sqrt(2 / (k * k * out_channels))), every BatchNorm weight 1 and bias 0. timm's Xception layers
+    are drawn from the same distribution already; the regression map is not, hence this."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
 
 
 def _take_layers(module, names):
@@ -25,6 +41,7 @@ class XceptionHead(nn.Module):
     def __init__(self):
         super().__init__()
         _take_layers(self, HEAD_LAYERS)
+        released_init(self)
 
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)), inplace=True)
@@ -42,7 +59,7 @@ class RegressionMap(nn.Module):
 
     def __init__(self, channels=HEAD_CHANNELS):
         super().__init__()
-        self.c = SeparableConv2d(channels, 1, kernel_size=3, stride=1, padding=1)
+        self.c = released_init(SeparableConv2d(channels, 1, kernel_size=3, stride=1, padding=1))
 
     def forward(self, x):
         return torch.sigmoid(self.c(x).float())
@@ -67,6 +84,7 @@ class XceptionTail(nn.Module):
     def __init__(self):
         super().__init__()
         _take_layers(self, TAIL_LAYERS)
+        released_init(self)
 
     def forward(self, x):
         for i in range(8, 13):

@@ -15,10 +15,10 @@ def test_demo_runs_the_whole_pipeline_at_its_smallest_size(tmp_path):
            "--batch-size", "8", "--workers", "2", "--device", "cpu"]
     run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for step in ("make_demo_data.py", "detect_faces.py", "create_faces_from_dlib_locs.py", "train.py",
-                 "paper_table.py"):
+    for step in ("make_demo_data.py", "detect_faces.py", "create_faces_from_dlib_locs.py", "paper_grid.py"):
         assert f"$ python {step} " in run.stdout
-    with open(out / "table" / "table.csv", newline="") as f:
+    assert run.stdout.count("train.py --face-root") == 3  # the method, the baseline at c23 and at c40
+    with open(out / "grid" / "table" / "table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     cells = {(r["model"], r["compression"], r["dataset"]) for r in rows}
     datasets = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "All")

@@ -12,8 +12,9 @@ def test_metric_loss_by_hand():
     # norms 0.005 (real, inside r1), 3 (real), 20 (fake, beyond r2), 4 (fake)
     emb = torch.tensor([[0.003, 0.004], [3.0, 0.0], [12.0, 16.0], [0.0, 4.0]])
     label = torch.tensor([0, 0, 1, 1])
-    expected = (0 + (3 - 0.01) + 0 + (18 - 4)) / 4
-    assert losses.metric_loss(emb, label, r1=0.01, r2=18).item() == pytest.approx(expected)
+    hinges = 0 + (3 - 0.01) + 0 + (18 - 4)
+    assert losses.metric_loss(emb, label, r1=0.01, r2=18).item() == pytest.approx(hinges / 16)  # released: / B^2
+    assert losses.metric_loss(emb, label, r1=0.01, r2=18, reduction="mean").item() == pytest.approx(hinges / 4)
 
 
 def test_pairing_loss_by_hand():
@@ -95,3 +96,67 @@ def test_detector_losses_sum_the_weighted_terms():
     assert terms["pairing"].item() == pytest.approx(0.2 * losses.pairing_loss(out["hq_emb"], out["lq_emb"]).item())
     assert terms["mask_lq"].item() == pytest.approx(2.0 * losses.mask_loss(out["lq_map"], target).item())
     assert total.item() == pytest.approx(sum(t.item() for t in terms.values()))
+
+
+def _released_total(out, label, target):
+    """The released training loss, transcribed from its formulas: each metric term sums the real hinges
+    max(0, d - 0.01) and the fake hinges max(0, 18 - d) over the batch, divides each sum by the batch size
+    B and then their total by B again; pairing 0.2 * sum ||e_HQ - e_LQ|| / B; attention transfer
+    sum ||m_HQ/||m_HQ|| - m_LQ/||m_LQ|||| / B; the mask BCE a mean over every map pixel, for each head."""
+    batch = label.numel()
+
+    def metric(embedding):
+        d = embedding.norm(dim=1)
+        real, fake = d[label == 0] - 0.01, 18.0 - d[label == 1]
+        return (real[real > 0].sum() / batch + fake[fake > 0].sum() / batch) / batch
+
+    def bce(p):
+        return -(target * p.log() + (1 - target) * (1 - p).log()).mean()
+
+    hq_maps, lq_maps = out["hq_map"].flatten(1), out["lq_map"].flatten(1)
+    attention = (hq_maps / hq_maps.norm(dim=1, keepdim=True) - lq_maps / lq_maps.norm(dim=1, keepdim=True))
+    return {"metric_hq": metric(out["hq_emb"]), "metric_lq": metric(out["lq_emb"]),
+            "pairing": 0.2 * (out["hq_emb"] - out["lq_emb"]).norm(dim=1).sum() / batch,
+            "attention": attention.norm(dim=1).sum() / batch,
+            "mask_hq": bce(out["hq_map"]), "mask_lq": bce(out["lq_map"])}
+
+
+def _batch_of(size, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    out = {"hq_emb": 6 * torch.randn(size, 2048, generator=generator) / 45,
+           "lq_emb": 6 * torch.randn(size, 2048, generator=generator) / 45,
+           "hq_map": torch.rand(size, 1, 19, 19, generator=generator) * 0.98 + 0.01,
+           "lq_map": torch.rand(size, 1, 19, 19, generator=generator) * 0.98 + 0.01}
+    label = torch.arange(size) % 2
+    mask = (torch.rand(size, 1, 299, 299, generator=generator) * 255).to(torch.uint8) * label[:, None, None, None]
+    return out, label.to(torch.uint8), mask.to(torch.uint8)
+
+
+def test_default_losses_equal_the_released_formulas_term_by_term():
+    out, label, mask = _batch_of(64)
+    total, terms = losses.detector_losses(out, label, mask, losses.LossWeights())
+    expected = _released_total(out, label.long(), losses.mask_target(mask, (19, 19)))
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        assert terms[name].item() == pytest.approx(value.item(), rel=1e-5), name
+    assert total.item() == pytest.approx(sum(v.item() for v in expected.values()), rel=1e-5)
+    # --metric-reduction mean weighs each metric term by the batch size (64) more
+    mean = losses.LossWeights(metric_reduction="mean")
+    _, mean_terms = losses.detector_losses(out, label, mask, mean)
+    assert mean_terms["metric_lq"].item() == pytest.approx(64 * expected["metric_lq"].item(), rel=1e-5)
+    assert mean_terms["pairing"].item() == pytest.approx(expected["pairing"].item(), rel=1e-6)
+
+
+def test_released_metric_scale_is_the_same_under_ddp():
+    # two processes of 8 each: DDP averages their gradients, i.e. the mean of their losses
+    out, label, _ = _batch_of(16, seed=1)
+    embedding = out["hq_emb"].requires_grad_(True)
+    whole = losses.metric_loss(embedding, label)
+    halves = [losses.metric_loss(embedding[i:i + 8], label[i:i + 8], world=2) for i in (0, 8)]
+    averaged = (halves[0] + halves[1]) / 2
+    assert averaged.item() == pytest.approx(whole.item(), rel=1e-6)
+    grad_whole, = torch.autograd.grad(whole, embedding)
+    grad_ddp, = torch.autograd.grad(averaged, embedding)
+    torch.testing.assert_close(grad_ddp, grad_whole)
+    with pytest.raises(ValueError, match="--metric-reduction 'sum'"):
+        losses.metric_loss(embedding, label, reduction="sum")

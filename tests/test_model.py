@@ -121,3 +121,40 @@ def test_pretrained_mismatch_is_clear(tmp_path):
         AntiCompressionDetector().init_from(str(tmp_path / "other.pth"))
     with pytest.raises(CheckpointError, match="not found"):
         AntiCompressionDetector().init_from(str(tmp_path / "missing.pth"))
+
+
+def test_per_stream_tail_keeps_each_streams_batch_statistics():
+    import copy
+
+    torch.manual_seed(0)
+    model = AntiCompressionDetector().train()
+    reference = copy.deepcopy(model)
+    hq, lq = torch.randn(3, 3, 64, 64), torch.randn(3, 3, 64, 64) * 2 + 1
+    out = model(hq, lq)
+    # the same layers called once per stream, as the released step did
+    hq_emb = reference.tail(reference.hq_head(hq)[0])
+    lq_emb = reference.tail(reference.lq_head(lq)[0])
+    torch.testing.assert_close(out["hq_emb"], hq_emb)
+    torch.testing.assert_close(out["lq_emb"], lq_emb)
+    for (name, buffer), (_, expected) in zip(model.tail.named_buffers(), reference.tail.named_buffers()):
+        torch.testing.assert_close(buffer, expected, msg=name)  # running statistics updated twice, per stream
+
+    joint = copy.deepcopy(reference)
+    joint.tail_batch = "joint"
+    assert not torch.allclose(joint(hq, lq)["hq_emb"], hq_emb, rtol=1e-3)  # one batch of both mixes them
+
+
+def test_released_initialisation_of_the_map_and_the_backbone():
+    torch.manual_seed(0)
+    head = AttentionHead()
+    pointwise, depthwise = head.map.c.pointwise.weight, head.map.c.conv1.weight
+    assert pointwise.shape == (1, 728, 1, 1) and depthwise.shape == (728, 1, 3, 3)
+    # normal(0, sqrt(2 / (k * k * out_channels))): 1.41 for the 728 -> 1 pointwise conv
+    assert pointwise.std().item() == pytest.approx(2 ** 0.5, rel=0.1)
+    assert depthwise.std().item() == pytest.approx((2 / (9 * 728)) ** 0.5, rel=0.05)
+    assert abs(pointwise.mean().item()) < 0.2
+    conv = head.block4.rep[1].pointwise.weight  # 728 -> 728, 1x1
+    assert conv.std().item() == pytest.approx((2 / 728) ** 0.5, rel=0.02)
+    assert torch.equal(head.bn1.weight, torch.ones(32)) and torch.equal(head.bn1.bias, torch.zeros(32))
+    tail = XceptionTail()
+    assert tail.conv4.pointwise.weight.std().item() == pytest.approx((2 / 2048) ** 0.5, rel=0.02)

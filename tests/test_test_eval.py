@@ -247,3 +247,40 @@ def test_paper_table_equals_per_dataset_runs(tiny_tree, detector, baseline, tmp_
     assert alone["frames"] == cell["frames"]
     for key in ("acc", "auc", "video_auc"):
         assert cell[key] == pytest.approx(alone[key])
+    assert all(not r["from_all_model"] for r in rows)  # the run's config names no dataset
+
+
+@pytest.mark.slow
+def test_paper_table_takes_one_checkpoint_per_method_and_marks_cells_of_an_all_model(tiny_tree, detector,
+                                                                                     tmp_path):
+    torch.manual_seed(3)
+    other = AntiCompressionDetector().eval()
+    _randomize_bn(other)
+    runs = {}
+    for name, model, dataset in (("deepfakes", other, "Deepfakes"), ("all", detector, "All")):
+        runs[name] = tmp_path / name
+        for part in ("tail", "hq_head", "lq_head"):
+            save_part(runs[name] / f"{part}_000001.tar", getattr(model, part))
+        (runs[name] / "config.json").write_text(json.dumps({"model": "detector", "image_size": SIZE,
+                                                            "dataset": dataset}))
+        (runs[name] / "best.json").write_text(json.dumps({"epoch": 1, "val_auc": 0.5}))
+    out = tmp_path / "table"
+    args = _common(tiny_tree, out) + ["--checkpoint", f"method@Deepfakes={runs['deepfakes']}",
+                                      "--checkpoint", f"method={runs['all']}", "--compressions", "c40",
+                                      "--datasets", "Deepfakes", "FaceSwap", "All"]
+    rows = load_script("paper_table").main(args)
+    cells = {r["dataset"]: r for r in rows}
+    assert cells["Deepfakes"]["checkpoint_dir"] == str(runs["deepfakes"])
+    assert cells["FaceSwap"]["checkpoint_dir"] == cells["All"]["checkpoint_dir"] == str(runs["all"])
+    assert [cells[d]["from_all_model"] for d in ("Deepfakes", "FaceSwap", "All")] == [False, True, False]
+    table = (out / "table.md").read_text()
+    faceswap_acc = f"{100 * cells['FaceSwap']['acc']:.2f}*"
+    assert faceswap_acc in table and "from a model trained on All" in table
+    # the Deepfakes model was scored on Deepfakes alone, as test.py --dataset Deepfakes does
+    assert (out / "method" / "c40" / "Deepfakes" / "scores.csv").exists()
+    single = tmp_path / "single"
+    load_script("test").main(_common(tiny_tree, single) + ["--checkpoint-dir", str(runs["deepfakes"]),
+                                                           "--dataset", "Deepfakes"])
+    alone = evaluate(single / "scores.csv", plots=False)
+    for key in ("acc", "auc", "video_auc", "frames"):
+        assert cells["Deepfakes"][key] == pytest.approx(alone[key])

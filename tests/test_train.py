@@ -177,3 +177,46 @@ def test_last_complete_epoch_needs_every_part_and_its_history_entry(tmp_path):
     (tmp_path / "history.json").write_text(json.dumps([{"epoch": 1}]))
     assert last_complete_epoch(tmp_path, ["tail", "hq_head", "lq_head"]) == (1, [{"epoch": 1}])
     assert last_complete_epoch(tmp_path / "none", ["tail"]) == (0, [])
+
+
+def _tensors(path):
+    return torch.load(path, weights_only=True)["net"]
+
+
+@pytest.mark.slow
+def test_a_resumed_run_equals_an_uninterrupted_one_on_the_cpu(tiny_tree, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert train(tiny_tree, whole, "--epochs", "2", "--adversarial-weight", "0.1").returncode == 0
+    assert train(tiny_tree, parts, "--epochs", "1", "--adversarial-weight", "0.1").returncode == 0
+    run = train(tiny_tree, parts, "--epochs", "2", "--adversarial-weight", "0.1", "--resume")
+    assert run.returncode == 0, run.stderr[-3000:]
+    a, b = (json.loads((r / "history.json").read_text()) for r in (whole, parts))
+    for key in ("train_loss", "val_auc_c23", "val_auc_c40", "val_threshold_c40", "steps"):
+        assert a[1][key] == b[1][key], key
+    for part in ("tail", "lq_head", "critic"):
+        for name, tensor in _tensors(whole / f"{part}_000002.tar").items():
+            assert torch.equal(tensor, _tensors(parts / f"{part}_000002.tar")[name]), f"{part} {name}"
+
+
+@pytest.mark.slow
+def test_another_runs_folder_is_refused_unless_overwrite_and_a_broken_newest_epoch_falls_back(tiny_tree, tmp_path):
+    out = tmp_path / "run"
+    assert train(tiny_tree, out, "--epochs", "2", "--max-steps", "1").returncode == 0
+    refused = train(tiny_tree, out, "--epochs", "1", "--max-steps", "1")
+    assert refused.returncode != 0 and "holds another run's checkpoints" in refused.stderr
+    assert "--resume" in refused.stderr and (out / "tail_000002.tar").exists()
+
+    data = (out / "lq_head_000002.tar").read_bytes()
+    (out / "lq_head_000002.tar").write_bytes(data[: len(data) // 3])  # the newest epoch's copy broke
+    resumed = train(tiny_tree, out, "--epochs", "3", "--max-steps", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "lq_head_000002.tar: truncated or corrupt checkpoint" in resumed.stdout
+    assert "resuming from epoch 1 instead" in resumed.stdout and f"resuming {out} after epoch 1" in resumed.stdout
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    load_part(AntiCompressionDetector().lq_head, out / "lq_head_000002.tar")  # rewritten whole
+
+    fresh = train(tiny_tree, out, "--epochs", "1", "--max-steps", "1", "--overwrite")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("*.tar")) == ["hq_head_000001.tar", "lq_head_000001.tar",
+                                                         "rng_000001.tar", "tail_000001.tar"]
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
