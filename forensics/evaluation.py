@@ -190,8 +190,17 @@ TABLE_CSV_COLUMNS = ("model", "compression", "dataset") + TABLE_METRICS + (
     "trained_on", "trained_dataset", "from_all_model", "checkpoint_dir", "epoch")
 
 
-def _slug(label):
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
+def label_folders(labels):
+    """{label: folder name} of the table's rows: letters, digits, '-' and '_' only, so a label can never
+    reach outside --out; two labels that would share a folder are refused, as one would overwrite the other."""
+    folders = {label: re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_") or "model" for label in labels}
+    taken = {}
+    for label, folder in folders.items():
+        if folder in taken:
+            raise ValueError(f"--checkpoint labels {taken[folder]!r} and {label!r} would share the output folder "
+                             f"{folder!r}; rename one")
+        taken[folder] = label
+    return folders
 
 
 def _cell(metrics, dataset):
@@ -245,7 +254,7 @@ def paper_table(checkpoints, face_root, splits, out, device, datasets=ffpp.DATAS
         raise FileNotFoundError(f"checkpoint folder not found: {', '.join(missing)}; train them first (train.py, "
                                 "--model xception for the baseline; paper_grid.py trains them all) or pass "
                                 "--checkpoint LABEL=DIR")
-    rows = []
+    rows, folders = [], label_folders(checkpoints)
     for (label, compression, folder), served in plan.items():
         try:
             model, info = load_model(folder, epoch, compression)
@@ -254,7 +263,7 @@ def paper_table(checkpoints, face_root, splits, out, device, datasets=ffpp.DATAS
             print(f"skipped: {notes[-1]}")
             continue
         scored_on = next(iter(served)) if len(served) == 1 and "All" not in served else "All"
-        where = Path(out) / _slug(label) / compression / ("" if scored_on == "All" else scored_on)
+        where = Path(out) / folders[label] / compression / ("" if scored_on == "All" else scored_on)
         print(f"{label} at {compression}: {info['model']} from {folder}, epoch {info['epoch']}, on {scored_on}")
         scores = score_splits(model, info, face_root, splits, where, scored_on, compression,
                               image_size_of(image_size, info), device, batch_size, workers, max_frames,

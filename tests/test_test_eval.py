@@ -284,3 +284,13 @@ def test_paper_table_takes_one_checkpoint_per_method_and_marks_cells_of_an_all_m
     alone = evaluate(single / "scores.csv", plots=False)
     for key in ("acc", "auc", "video_auc", "frames"):
         assert cells["Deepfakes"][key] == pytest.approx(alone[key])
+
+
+def test_table_labels_become_plain_folder_names_that_never_collide():
+    from forensics.evaluation import label_folders
+
+    assert label_folders(["method", "Xception baseline", "../../etc", "a/b"]) == {
+        "method": "method", "Xception baseline": "Xception_baseline", "../../etc": "etc", "a/b": "a_b"}
+    assert label_folders([".."]) == {"..": "model"}
+    with pytest.raises(ValueError, match="'Xception baseline' and 'Xception_baseline' would share"):
+        label_folders(["Xception baseline", "Xception_baseline"])
