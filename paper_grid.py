@@ -15,8 +15,7 @@ from pathlib import Path
 
 from forensics import cli, ffpp, grid
 from forensics.device import resolve_device
-from forensics.evaluation import paper_table, table_csv, table_markdown
-from forensics.fileio import write_bytes
+from forensics.evaluation import paper_table, write_table
 
 FACE_ROOT = "face"
 SPLITS = "jsons"
@@ -51,13 +50,13 @@ def main(argv=None):
         return runs
     grid.train_all(runs, train_args, Path(__file__).resolve().parent, args.nproc)
     table = Path(args.out) / "table"
-    rows, notes = paper_table(grid.checkpoints(runs), args.face_root, args.splits, table,
-                              resolve_device(args.device), args.datasets, batch_size=args.table_batch_size,
-                              workers=args.workers)
-    text = table_markdown(rows, notes, args.datasets, ffpp.COMPRESSIONS)
-    write_bytes(table / "table.md", text.encode())
-    write_bytes(table / "table.csv", table_csv(rows).encode())
-    print(text)
+    try:
+        rows, notes = paper_table(grid.checkpoints(runs), args.face_root, args.splits, table,
+                                  resolve_device(args.device), args.datasets, batch_size=args.table_batch_size,
+                                  workers=args.workers)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise SystemExit(f"paper_grid.py: {e}") from None
+    print(write_table(table, rows, notes, args.datasets, ffpp.COMPRESSIONS))
     print(f"wrote {table / 'table.md'} and {table / 'table.csv'}")
     return runs
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from forensics import cli, ffpp
 from forensics.device import resolve_device
-from forensics.evaluation import paper_table, table_csv, table_markdown
-from forensics.fileio import write_bytes
+from forensics.evaluation import paper_table, write_table
 
 FACE_ROOT = "face"
 SPLITS = "jsons"
@@ -59,12 +58,8 @@ def main(argv=None):
                                   args.val_max_frames)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"paper_table.py: {e}") from None
-    text = table_markdown(rows, notes, args.datasets, args.compressions)
-    out = Path(args.out)
-    write_bytes(out / "table.md", text.encode())
-    write_bytes(out / "table.csv", table_csv(rows).encode())
-    print(text)
-    print(f"wrote {out / 'table.md'} and {out / 'table.csv'}")
+    print(write_table(args.out, rows, notes, args.datasets, args.compressions))
+    print(f"wrote {Path(args.out) / 'table.md'} and {Path(args.out) / 'table.csv'}")
     return rows
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from models.checkpoints import CheckpointError
 
 from . import ffpp
-from .fileio import read_json, write_json
+from .fileio import read_json, write_bytes, write_json
 from .metrics import best_threshold, frame_metrics, mask_accuracy, video_metrics, video_scores
 from .runs import image_size_of, load_model, run_config
 from .scoring import score_splits
@@ -312,6 +312,14 @@ def table_markdown(rows, notes, datasets, compressions):
         lines.append("")
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def write_table(out, rows, notes, datasets, compressions):
+    """table.md and table.csv in out; returns the Markdown."""
+    text = table_markdown(rows, notes, datasets, compressions)
+    write_bytes(Path(out) / "table.md", text.encode())
+    write_bytes(Path(out) / "table.csv", table_csv(rows).encode())
+    return text
 
 
 def table_csv(rows):

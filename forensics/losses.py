@@ -73,7 +73,8 @@ def adversarial_loss(critic, hq_features, lq_features):
 
 @dataclass
 class LossWeights:
-    """Loss weights; metric radii r1, r2 and the 0.2 pairing weight are those of the released script."""
+    """Loss weights and the metric reduction; the defaults are the released script's (the classifier and the
+    critic, not in it, are off)."""
     r1: float = 0.01
     r2: float = 18.0
     metric: float = 1.0
