@@ -84,7 +84,12 @@ def read_png(path, size, grey=False):
 
 def read_image(path, size):
     """RGB uint8 CHW tensor."""
-    return torch.from_numpy(cv2.cvtColor(read_png(path, size), cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
+    return rgb_chw(read_png(path, size))
+
+
+def rgb_chw(bgr):
+    """The model's input layout for a BGR uint8 image: RGB uint8 CHW (normalised later, on the device)."""
+    return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
 
 
 def read_mask(path, size):

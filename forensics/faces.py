@@ -57,13 +57,23 @@ class Detector:
 
     def __call__(self, frame):
         """[(left, top, right, bottom, score)] in full-frame pixels, for a BGR frame."""
-        h, w = frame.shape[:2]
-        f = self.detect_size / max(h, w) if self.detect_size and max(h, w) > self.detect_size else 1.0
-        if f != 1.0:
-            frame = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return self.detect_rgb(*detection_copy(frame, self.detect_size))
+
+    def detect_rgb(self, rgb, f=1.0):
+        """Detections on a copy made by detection_copy (possibly in another thread or process), mapped back
+        to the full frame by its factor f."""
         return [(r.left() / f, r.top() / f, (r.right() + 1) / f, (r.bottom() + 1) / f, float(score))
                 for r, score in self._run(rgb)]
+
+
+def detection_copy(frame, detect_size):
+    """(the RGB copy of a BGR frame that the detector runs on, its scale factor f): longest side at most
+    detect_size (0: full size)."""
+    h, w = frame.shape[:2]
+    f = detect_size / max(h, w) if detect_size and max(h, w) > detect_size else 1.0
+    if f != 1.0:
+        frame = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), f
 
 
 def _clip(cx, cy, side, width, height):
@@ -98,13 +108,9 @@ def _shift(a, b):
     return d / ((_side(a) + _side(b)) / 2)
 
 
-def track_main_face(detections):
-    """The detections of the video's main face: {frame: rect} from {frame: [rect, ...]}.
-
-    Detections are linked frame to frame into tracks (closest centre first; a track may pause), and the
-    main face is the track with the largest sum of box sides: big and long-lived, so neither a face in the
-    background nor a passer-by, and a frame with several faces never makes it jump to another person.
-    """
+def track_faces(detections):
+    """Every face's detections, as tracks [{frame: rect}, ...] in the order they appeared, from
+    {frame: [rect, ...]}: detections are linked frame to frame (closest centre first; a track may pause)."""
     tracks = []  # each {frame: rect}, in frame order
     for frame in sorted(detections):
         rects = detections[frame]
@@ -125,9 +131,22 @@ def track_main_face(detections):
                 used_tracks.add(t)
                 used_rects.add(r)
         tracks += [{frame: rect} for r, rect in enumerate(rects) if r not in used_rects]
-    if not tracks:
-        return {}
-    return max(tracks, key=lambda track: sum(_side(rect) for rect in track.values()))
+    return tracks
+
+
+def track_weight(track):
+    """Sum of the box sides of a track: large for a face that is big and long-lived."""
+    return sum(_side(rect) for rect in track.values())
+
+
+def track_main_face(detections):
+    """The detections of the video's main face: {frame: rect} from {frame: [rect, ...]}.
+
+    The main face is the track (track_faces) with the largest sum of box sides: big and long-lived, so
+    neither a face in the background nor a passer-by, and a frame with several faces never makes it jump
+    to another person.
+    """
+    return max(track_faces(detections), key=track_weight, default={})
 
 
 def fill_gaps(boxes, frames, max_gap, width, height):

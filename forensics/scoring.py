@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from . import ffpp
-from .data import FaceFrames, index_frames, make_loader
+from .data import FaceFrames, index_frames, make_loader, model_input
 from .device import autocast, resolve_precision
 from .fileio import write_bytes, write_json
 from .losses import mask_target
@@ -33,17 +33,24 @@ def score_frames(model, face_root, frames, quality, device, image_size=299, batc
     scores, maps, masks = np.empty(len(dataset), np.float64), [], []
     try:
         for batch in tqdm(loader, desc=f"score {quality}", disable=not progress, leave=False):
-            batch = batch.to(device, channels_last)
-            with autocast(device, precision):
-                score, attention = model.score(batch.images[quality], quality)
+            score, attention = score_batch(model, batch.images[quality], quality, device, precision, channels_last)
             scores[batch.index.numpy()] = score.float().cpu().numpy()
             if attention is not None and keep_maps:
                 maps.append(attention[:, 0].float().cpu().numpy().astype(np.float16))
             if attention is not None and keep_masks:
-                masks.append(mask_target(batch.mask, attention.shape[-2:])[:, 0].cpu().numpy().astype(np.uint8))
+                mask = batch.mask.to(device, non_blocking=True)
+                masks.append(mask_target(mask, attention.shape[-2:])[:, 0].cpu().numpy().astype(np.uint8))
     finally:
         model.train(was_training)
     return scores, (np.concatenate(maps) if maps else None), (np.concatenate(masks) if masks else None)
+
+
+@torch.no_grad()
+def score_batch(model, images, quality, device, precision="fp32", channels_last=False):
+    """(scores, attention maps or None) of one batch of NCHW RGB images through the head of `quality`: uint8
+    images (a crop tree's, or detect.py's crops cut in memory) are normalised on the device as in training."""
+    with autocast(device, precision):
+        return model.score(model_input(images, device, channels_last), quality)
 
 
 def _masks_available(face_root, frames):

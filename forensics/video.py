@@ -4,6 +4,7 @@ Reading needs only OpenCV, so training and testing never import ffmpeg; writing 
 lazily, for the demo data and the tests that make c40 from c23.
 """
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -114,3 +115,90 @@ def x264_settings(path):
         return None
     end = data.find(b"\x00", start)
     return data[start:end].decode(errors="replace")
+
+
+def stream_problem(path):
+    """ffmpeg's complaint about a file's first video stream, read packet by packet without decoding (fast),
+    or None. Catches what OpenCV passes over in silence: a truncated file decodes up to the cut and stops as
+    if the video had ended."""
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                           "-f", "null", "-"], capture_output=True)
+    lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
+             for line in proc.stderr.decode(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    if proc.returncode == 0 and not lines:
+        return None
+    telling = [line for line in lines if re.search(r"partial file|prematurely|moov atom|end of file", line, re.I)]
+    return (telling or lines or [f"ffmpeg exited with status {proc.returncode}"])[0]
+
+
+class VideoWriter:
+    """libx264 video written frame by frame through an ffmpeg pipe, published under dst only by a close()
+    after which ffmpeg succeeded: an error or an interruption leaves no half-written file. Odd frame sizes are
+    padded by one pixel for yuv420p."""
+
+    def __init__(self, dst, fps=25.0, crf=23, preset="medium"):
+        self.dst = Path(dst)
+        self.tmp = self.dst.with_name(f".{self.dst.stem}.{os.getpid()}.tmp{self.dst.suffix}")
+        self.fps, self.crf, self.preset = fps, crf, preset
+        self.proc, self.size, self.frames = None, None, 0
+
+    def _start(self, w, h):
+        self.dst.parent.mkdir(parents=True, exist_ok=True)
+        self.size = (w, h)
+        cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
+               "-r", f"{self.fps}", "-i", "-", "-an", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264",
+               "-crf", str(self.crf), "-preset", self.preset, "-pix_fmt", "yuv420p", str(self.tmp)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def write(self, frame):
+        h, w = frame.shape[:2]
+        if self.proc is None:
+            self._start(w, h)
+        elif (w, h) != self.size:
+            raise ValueError(f"{self.dst}: frame of {w}x{h} in a {self.size[0]}x{self.size[1]} video")
+        try:
+            self.proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        except BrokenPipeError:
+            self.abort()
+            raise VideoError(f"{self.dst}: ffmpeg stopped while writing") from None
+        self.frames += 1
+
+    def close(self):
+        """Finish the file and move it to dst; returns dst."""
+        if self.proc is None:
+            raise ValueError(f"{self.dst}: no frames to write")
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg is gone: its status and message say why
+        error = self.proc.stderr.read().decode(errors="replace").strip()
+        if self.proc.wait() != 0:
+            self.abort()
+            raise VideoError(f"{self.dst}: ffmpeg failed: {error}")
+        os.replace(self.tmp, self.dst)
+        self.proc = None
+        return self.dst
+
+    def abort(self):
+        """Stop ffmpeg and delete the unfinished file."""
+        if self.proc is not None:
+            self.proc.kill()
+            for pipe in (self.proc.stdin, self.proc.stderr):
+                try:
+                    pipe.close()
+                except OSError:  # unflushed frames for a process that is gone
+                    pass
+            self.proc.wait()
+            self.proc = None
+        if self.tmp.exists():
+            self.tmp.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
