@@ -110,27 +110,37 @@ def bitrate_kbps(path):
     return Path(path).stat().st_size * 8 / (frames / fps) / 1000
 
 
-def encode(src, dst, level, kbps=None):
-    """Encode src as the level says (a CRF, or for h265 and vp9 a target bitrate in kbit/s)."""
+def encode(src, dst, level, kbps=None, frames=None):
+    """Encode src (its first `frames` frames, or all) as the level says: a CRF, or for h265 and vp9 a target
+    bitrate in kbit/s."""
     from .video import transcode
 
     rate = ["-crf", f"{level.value:g}"] if level.kind == "h264" else ["-b:v", f"{kbps:.0f}k"]
-    return transcode(src, dst, [*ENCODER_OPTIONS[level.kind], *rate])
+    length = ["-frames:v", str(frames)] if frames else []
+    return transcode(src, dst, [*ENCODER_OPTIONS[level.kind], *rate, *length])
 
 
-def encoded(cache, source_quality, source, level, method, video):
-    """The cached encode of one video at one codec level, encoded now if absent (the H.264 encode at the same
-    CRF first, for the bitrate that h265 and vp9 are given)."""
+def _long_enough(path, source, frames):
+    """Whether a cached encode holds the first `frames` frames (all when None) of its source."""
+    have = video_info(path)[0]
+    return frames is not None and have >= frames or have >= video_info(source)[0]
+
+
+def encoded(cache, source_quality, source, level, method, video, frames=None):
+    """The cached encode of one video's first `frames` frames (None: all) at one codec level, encoded now if
+    absent or shorter (the H.264 encode at the same CRF first, for the bitrate that h265 and vp9 are given).
+    Only the frames the sweep cuts are encoded: FF++'s videos run to hundreds of frames, the sweep reads 140."""
     dst = encoded_path(cache, source_quality, level, method, video)
-    if dst.is_file():
+    if dst.is_file() and _long_enough(dst, source, frames):
         return dst
     for stale in dst.parent.glob(f".{dst.stem}.*.tmp{dst.suffix}"):  # left by a killed run
         stale.unlink()
     kbps = None
     if level.kind in MATCHED:
-        kbps = bitrate_kbps(encoded(cache, source_quality, source, Level("h264", level.value), method, video))
+        h264 = encoded(cache, source_quality, source, Level("h264", level.value), method, video, frames)
+        kbps = bitrate_kbps(h264)
     try:
-        return encode(source, dst, level, kbps)
+        return encode(source, dst, level, kbps, frames)
     except VideoError as e:
         first = str(e).partition("ffmpeg failed: ")[2].strip().splitlines() or [str(e)]
         reason = re.sub(r"^\[[^]]*\]\s*", "", first[0])  # ffmpeg's '[in#0 @ 0x...]' prefix
@@ -186,7 +196,7 @@ def _readers(job, todo):
     readers = {None: iter_frames(job.source, max_frames=limit)}
     for level in todo:
         if level.kind in CODECS:
-            path = encoded(job.cache, job.source_quality, job.source, level, job.method, job.video)
+            path = encoded(job.cache, job.source_quality, job.source, level, job.method, job.video, limit)
             readers[level] = iter_frames(path, max_frames=limit)
     return readers
 

@@ -75,7 +75,7 @@ def load_scorers(specs, epoch="best", heads=tuple(HEADS), notes=None):
     notes = [] if notes is None else notes
     for label, folder, compression in specs:
         wanted = [(label, compression)] if compression else [(f"{label} ({h.upper()})", HEADS[h]) for h in heads]
-        for i, (name, quality) in enumerate(wanted):
+        for name, quality in wanted:
             try:
                 model, info = load_model(folder, epoch, quality)
             except CheckpointError as e:
@@ -330,9 +330,11 @@ def plot(rows, report, path):
     kinds = [k for k in ("h264", "h265", "vp9", "jpeg", "scale") if any(r["degradation"] == k for r in rows)]
     labels = list(dict.fromkeys(r["checkpoint"] for r in rows))
     colours = {label: f"C{i}" for i, label in enumerate(labels)}
-    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4.2 * max(1, len(kinds)), 3.8), squeeze=False,
-                             sharey=True)
-    for ax, kind in zip(axes[0], kinds or ["source"]):
+    columns = min(3, max(1, len(kinds)))
+    lines = -(-max(1, len(kinds)) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(4.4 * columns, 3.6 * lines), squeeze=False, sharey=True)
+    aucs = [r["auc"] for r in rows if r["auc"] is not None]
+    for ax, kind in zip(axes.flat, kinds or ["source"]):
         for label in labels:
             mine = sorted((r for r in rows if r["checkpoint"] == label and r["degradation"] == kind
                            and kind != "source"), key=_x)
@@ -356,8 +358,12 @@ def plot(rows, report, path):
             ax.set_xlabel("scale factor (down and back up)")
             ax.invert_xaxis()
         ax.set_title(degrade.TITLES[kind])
+        ax.set_ylim(min([0.45, *aucs]) - 0.03, 1.01)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"frame AUC, {report.split} split")
+    for ax in list(axes.flat)[len(kinds or ["source"]):]:
+        ax.set_visible(False)
+    for line in axes:
+        line[0].set_ylabel(f"frame AUC, {report.split} split")
     handles, names = axes[0][0].get_legend_handles_labels()
     axes[0][0].legend(handles, names, fontsize=7, loc="lower left", title="dashed: source level", title_fontsize=7)
     fig.tight_layout()

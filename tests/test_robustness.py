@@ -157,6 +157,20 @@ def test_a_rerun_reuses_the_cache_and_redoes_only_what_is_missing(one_video, tmp
     assert not any(p.suffix in (".mp4", ".webm") for p in changed)
 
 
+def test_only_the_frames_the_sweep_cuts_are_encoded_and_a_longer_need_encodes_again(one_video, tmp_path):
+    level = degrade.Level("h264", 23)
+
+    def encode(frames):
+        path = degrade.encoded(tmp_path, "c23", one_video, level, "real", "004", frames)
+        return video.video_info(path)[0], path.stat().st_mtime_ns
+
+    three, first = encode(3)
+    assert three == 3 and encode(2) == (3, first)
+    assert encode(5)[0] == 5
+    whole, last = encode(50)  # more than the source has: all of it, and reused from then on
+    assert whole == N and encode(50) == (N, last) and encode(None) == (N, last)
+
+
 def test_an_interrupted_encode_leaves_no_file_under_its_name(one_video, tmp_path, monkeypatch):
     level = degrade.Level("h264", 23)
     dst = degrade.encoded_path(tmp_path, "c23", level, "real", "004")
