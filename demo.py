@@ -97,6 +97,14 @@ def main(argv=None):
     print(f"  scores, metrics, ROC and histogram plots: {table}/<model>/<c23|c40>/")
     print(f"  table: {table}/table.md and {table}/table.csv")
 
+    sweep = out / "robustness"  # AUC at four H.264 levels, on the first 8 frames of each test and val video
+    run("robustness.py", "--ffpp-root", data, "--locs", locs, "--face-root", face, "--splits", splits, "--out", sweep,
+        "--image-size", args.image_size, "--crf", 23, 32, 40, 45, "--max-frames", 8, "--val-max-frames", 8,
+        "--workers", args.workers, "--device", args.device,
+        "--checkpoint", f"method={runs['method']}", "--checkpoint", f"Xception baseline@c23={runs['baseline c23']}",
+        "--checkpoint", f"Xception baseline@c40={runs['baseline c40']}")
+    print(f"  AUC as compression gets worse: {sweep}/robustness.png, robustness.md and robustness.csv")
+
 
 if __name__ == "__main__":
     main()

@@ -332,7 +332,8 @@ def plot(rows, report, path):
     colours = {label: f"C{i}" for i, label in enumerate(labels)}
     columns = min(3, max(1, len(kinds)))
     lines = -(-max(1, len(kinds)) // columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(4.4 * columns, 3.6 * lines), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(lines, columns, figsize=(4.4 * columns, 3.4 * lines + 0.3 * len(labels)),
+                             squeeze=False, sharey=True, layout="constrained")
     aucs = [r["auc"] for r in rows if r["auc"] is not None]
     for ax, kind in zip(axes.flat, kinds or ["source"]):
         for label in labels:
@@ -347,8 +348,10 @@ def plot(rows, report, path):
         if kind == "h264":
             for name, crf in FF_MARKS.items():
                 ax.axvline(crf, color="0.3", lw=0.8, ls="-.")
-                ax.annotate(f"FF++ {name}", (crf, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
-                            textcoords="offset points", fontsize=8)
+                right = crf > 30  # the label on the side of the line with room for it
+                ax.annotate(f"FF++ {name}", (crf, 1), xycoords=("data", "axes fraction"),
+                            xytext=(-2 if right else 2, -10), textcoords="offset points", fontsize=8,
+                            ha="right" if right else "left")
         if kind in degrade.CODECS:
             ax.set_xlabel("H.264 CRF" if kind == "h264" else "at the bitrate of H.264 at CRF")
         elif kind == "jpeg":
@@ -365,8 +368,8 @@ def plot(rows, report, path):
     for line in axes:
         line[0].set_ylabel(f"frame AUC, {report.split} split")
     handles, names = axes[0][0].get_legend_handles_labels()
-    axes[0][0].legend(handles, names, fontsize=7, loc="lower left", title="dashed: source level", title_fontsize=7)
-    fig.tight_layout()
+    fig.legend(handles, names, loc="outside lower center", ncol=2, fontsize=8, frameon=False,
+               title="dashed: the same checkpoint on the source", title_fontsize=8)
     import io
 
     buffer = io.BytesIO()
