@@ -85,6 +85,14 @@ def main(argv=None):
             "baseline c40": grid_out / "xception_c40_All"}
     table = grid_out / "table"
 
+    sweep = out / "robustness"  # AUC at four H.264 levels, on the first 8 frames of each test and val video
+    timings["robustness sweep"] = run(
+        "robustness.py", "--ffpp-root", data, "--locs", locs, "--face-root", face, "--splits", splits, "--out", sweep,
+        "--image-size", args.image_size, "--crf", 23, 32, 40, 45, "--max-frames", 8, "--val-max-frames", 8,
+        "--workers", args.workers, "--device", args.device,
+        "--checkpoint", f"method={runs['method']}", "--checkpoint", f"Xception baseline@c23={runs['baseline c23']}",
+        "--checkpoint", f"Xception baseline@c40={runs['baseline c40']}")
+
     history = json.loads((runs["method"] / "history.json").read_text())
     print("\nvalidation AUC of the method per epoch (c23 / c40): " +
           ", ".join(f"{h['epoch']}: {h['val_auc_c23']:.3f} / {h['val_auc_c40']:.3f}" for h in history))
@@ -93,6 +101,7 @@ def main(argv=None):
     print(f"  checkpoints: {runs['method']}/ (method), {runs['baseline c23']}/ and {runs['baseline c40']}/ (baseline)")
     print(f"  scores, metrics, ROC and histogram plots: {table}/<model>/<c23|c40>/")
     print(f"  table: {table}/table.md and {table}/table.csv")
+    print(f"  AUC as compression gets worse: {sweep}/robustness.png, robustness.md and robustness.csv")
 
 
 if __name__ == "__main__":

@@ -21,19 +21,22 @@ SCORE_COLUMNS = ("split", "method", "video", "frame", "label", "score", "compres
 
 @torch.no_grad()
 def score_frames(model, face_root, frames, quality, device, image_size=299, batch_size=128, workers=0,
-                 precision="fp32", channels_last=False, keep_maps=False, keep_masks=False, progress=False):
+                 precision="fp32", channels_last=False, keep_maps=False, keep_masks=False, progress=False,
+                 folder=None):
     """Score of every frame (distance from the centre, or the baseline's fake probability), in order.
     keep_maps adds the attention maps (float16, N x h x w); keep_masks the ground-truth masks read in the
     same pass, resized to the map and binarised as the training target is (uint8, N x h x w). Either is
-    None for a model without maps."""
-    dataset = FaceFrames(face_root, frames, image_size, qualities=(quality,), masks=keep_masks)
+    None for a model without maps. folder: the crop folder to read in place of <quality>/ (the robustness
+    sweep's degraded crops), still scored through the head of quality."""
+    folder = folder or quality
+    dataset = FaceFrames(face_root, frames, image_size, qualities=(folder,), masks=keep_masks)
     loader = make_loader(dataset, batch_size, workers, device=device)
     was_training = model.training
     model.eval()
     scores, maps, masks = np.empty(len(dataset), np.float64), [], []
     try:
         for batch in tqdm(loader, desc=f"score {quality}", disable=not progress, leave=False):
-            score, attention = score_batch(model, batch.images[quality], quality, device, precision, channels_last)
+            score, attention = score_batch(model, batch.images[folder], quality, device, precision, channels_last)
             scores[batch.index.numpy()] = score.float().cpu().numpy()
             if attention is not None and keep_maps:
                 maps.append(attention[:, 0].float().cpu().numpy().astype(np.float16))

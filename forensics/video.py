@@ -107,14 +107,32 @@ def reencode(src, dst, crf):
     return _run_ffmpeg(["-i", str(src), "-an", "-c:v", "libx264", "-crf", str(crf), "-pix_fmt", "yuv420p"], dst)
 
 
-def x264_settings(path):
-    """The encoder settings string x264 writes into the stream (holds e.g. 'crf=40.0')."""
+def transcode(src, dst, options):
+    """Re-encode a video's first video stream with the given ffmpeg output options, frame for frame (no frame
+    dropped or repeated, so frame i stays frame i); written under a temporary name, then renamed."""
+    if not Path(src).is_file():
+        raise VideoError(f"{src}: video not found")
+    return _run_ffmpeg(["-i", str(src), "-map", "0:v:0", "-an", "-fps_mode", "passthrough", *options], dst)
+
+
+def _settings_string(path, marker):
     data = Path(path).read_bytes()
-    start = data.find(b"x264 - core")
+    start = data.find(marker)
     if start < 0:
         return None
     end = data.find(b"\x00", start)
-    return data[start:end].decode(errors="replace")
+    return data[start:end].rstrip(b"\x80").decode(errors="replace")
+
+
+def x264_settings(path):
+    """The encoder settings string x264 writes into the stream (holds e.g. 'crf=40.0')."""
+    return _settings_string(path, b"x264 - core")
+
+
+def x265_settings(path):
+    """The encoder settings string x265 writes into the stream (holds e.g. 'bitrate=300')."""
+    return _settings_string(path, b"x265 (build")
+
 
 
 def stream_problem(path):

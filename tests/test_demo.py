@@ -25,3 +25,8 @@ def test_demo_runs_the_whole_pipeline_at_its_smallest_size(tmp_path):
     assert cells == {(m, c, d) for m in ("method", "Xception baseline") for c in ("c23", "c40") for d in datasets}
     assert all(r["auc"] for r in rows)  # every cell was scored: each split has real and fake frames
     assert {r["trained_on"] for r in rows if r["model"] == "Xception baseline"} == {"c23", "c40"}
+    with open(out / "robustness" / "robustness.csv", newline="") as f:
+        sweep = [(r["checkpoint"], r["name"]) for r in csv.DictReader(f)]
+    checkpoints = ("method (LQ)", "method (HQ)", "Xception baseline (c23)", "Xception baseline (c40)")
+    assert sweep == [(c, n) for c in checkpoints for n in ("source", "h264_crf23", "h264_crf32", "h264_crf40",
+                                                           "h264_crf45")]
