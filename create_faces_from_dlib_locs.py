@@ -2,8 +2,9 @@
 
 Layout: face/<Method>/{c23,c40,masks}/<video>/<frame>.png and face/real/{c23,c40}/<video>/<frame>.png.
 Crops are --image-size pixels square (0 keeps each box's own size). Each video is decoded once. Crops are
-written atomically and a folder is marked complete last, so a rerun
-skips finished videos and redoes only what a crash interrupted.
+written atomically and a folder is marked complete last, with what it vouches for (the boxes, the size, the
+video file's size and time, each crop's byte size), so a rerun skips finished videos and redoes what a crash
+interrupted, what changed since and any crop truncated since; --verify also decodes every crop.
 """
 import argparse
 import sys
@@ -25,14 +26,16 @@ def main(argv=None):
     cli.add_video_selection(p, splits_fallback="--locs", every_video="every video in the location files")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES,
                    help="only frames below this index, 0 for every frame with a box (default: 0)")
+    p.add_argument("--verify", action="store_true",
+                   help="decode every crop of the folders marked finished and redo those where one fails (slower)")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if anything was skipped")
     args = p.parse_args(argv)
     try:
         tally = crops.create_faces(
             args.ffpp_root, args.locs, args.out, methods=args.methods, image_size=args.image_size,
             max_frames=args.max_frames or None, splits_dir=args.splits or args.locs, split=args.split,
-            workers=args.workers)
-    except (FileNotFoundError, ValueError) as e:
+            workers=args.workers, verify=args.verify)
+    except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     return tally.finish(args.strict)
 

@@ -3,6 +3,9 @@
 The crops of the c23, c40 and mask videos are all cut with these boxes (create_faces_from_dlib_locs.py),
 so detection runs once, on one compression level. Files in the format released with the paper's code
 ({video: {frame: [x, y, size]}}) can be used instead.
+
+Each video's boxes are appended to --out/detect_faces.progress.jsonl as soon as it is done: a killed run,
+rerun with the same flags, detects only the videos it had not finished.
 """
 import argparse
 import sys
@@ -61,7 +64,7 @@ def main(argv=None):
             max_frames=args.max_frames, stride=args.stride, detector=args.detector, upsample=args.upsample,
             detect_size=args.detect_size, scale=args.scale, max_gap=args.max_gap, fake_boxes=args.fake_boxes,
             splits_dir=args.splits, split=args.split, shard=shard, workers=args.workers)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     return tally.finish(args.strict)
 

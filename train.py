@@ -16,7 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from forensics import cli, ffpp
-from forensics.data import DECODERS, index_frames, training_loader
+from forensics.data import DECODERS, DataError, SkippedFrames, index_frames, training_loader
 from forensics.device import resolve_device
 from forensics.fileio import write_json
 from forensics.losses import METRIC_REDUCTIONS
@@ -42,6 +42,8 @@ VAL_MAX_FRAMES = 140         # first frames of each validation video (released t
 IMAGE_SIZE = 299
 WORKERS = cli.default_workers()
 LOADER = "fast"              # fast: uint8 PNG decode in workers, normalise on the device; pil: the released path
+STRICT = False               # stop on any warning about the data (a method or quality missing, a damaged crop)
+VERIFY = False               # decode every crop before the first step (slow on FF++)
 # model
 MODEL = "detector"           # detector, or xception for the one-stream baseline
 COMPRESSION = "c23"          # the baseline's training quality (the detector always trains on c23+c40 pairs)
@@ -85,6 +87,8 @@ def parse_args(argv=None):
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES)
     p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES)
     p.add_argument("--loader", default=LOADER, choices=DECODERS)
+    p.add_argument("--strict", action="store_true", default=STRICT, help="stop on any warning about the data")
+    p.add_argument("--verify", action="store_true", default=VERIFY, help="decode every crop before the first step")
     p.add_argument("--model", default=MODEL, choices=MODELS)
     p.add_argument("--compression", default=COMPRESSION, choices=ffpp.COMPRESSIONS)
     p.add_argument("--tail-batch", default=TAIL_BATCH, choices=TAIL_BATCHES)
@@ -132,9 +136,10 @@ def main(argv=None):
     # data: fail on an empty split before building anything heavy
     detector = config.model == "detector"
     train_frames = index_frames(config.face_root, config.splits, "train", config.dataset, config.max_frames,
-                                config.qualities, need_masks=detector, balance=config.dataset == "All")
+                                config.qualities, need_masks=detector, balance=config.dataset == "All",
+                                strict=config.strict, verify=config.verify)
     val_frames = index_frames(config.face_root, config.splits, "val", config.dataset, config.val_max_frames,
-                              config.qualities, need_masks=False)
+                              config.qualities, need_masks=False, strict=config.strict, verify=config.verify)
     loader = training_loader(config.face_root, train_frames, config.qualities, detector, config.image_size,
                              config.batch_size, config.workers, config.loader, device, config.seed, world, rank)
 
@@ -176,7 +181,9 @@ def main(argv=None):
         loader.sampler.set_epoch(epoch)
         model.train()
         loss_sum, count, started = torch.zeros((), device=device), 0, time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", disable=not main_process, leave=False)
+        skipped = SkippedFrames(len(loader.sampler))
+        bar = tqdm(skipped.batches(loader), total=len(loader), desc=f"epoch {epoch}/{config.epochs}",
+                   disable=not main_process, leave=False)
         for i, batch in enumerate(bar):
             if config.max_steps and i >= config.max_steps:
                 break
@@ -199,7 +206,8 @@ def main(argv=None):
             training.save(out, epoch)
             entry = {"epoch": epoch, "train_loss": float(loss_sum) / max(count, 1),
                      "steps": count, "seconds": round(seconds, 1),
-                     "pairs_per_s": round(count * config.batch_size * world / max(seconds, 1e-9), 1)}
+                     "pairs_per_s": round(count * config.batch_size * world / max(seconds, 1e-9), 1),
+                     "skipped_frames": skipped.count}
             entry.update(validate(model, config, device, val_frames))
             training.save_rng(out, epoch)
             history.append(entry)
@@ -210,7 +218,8 @@ def main(argv=None):
                 if k.startswith("val_auc") or k == "train_loss":
                     writer.add_scalar(f"epoch/{k}", v, epoch)
             print(f"epoch {epoch}: loss {entry['train_loss']:.4f}, val AUC {entry['val_auc']:.4f} "
-                  f"({entry['pairs_per_s']} pairs/s), best epoch {best['epoch']}", flush=True)
+                  f"({entry['pairs_per_s']} pairs/s), best epoch {best['epoch']}"
+                  + (f", {skipped.count} frames skipped (named above)" if skipped.count else ""), flush=True)
         if world > 1:
             dist.barrier()
     if main_process:
@@ -221,4 +230,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DataError as e:
+        raise SystemExit(f"train.py: {e}") from None

@@ -4,6 +4,7 @@ OpenCV only (no dlib, no ffmpeg), so crops can be cut on a machine that cannot r
 The c23, c40 and mask videos of one fake are decoded side by side and every frame of them is cut with
 the same box, so the three crops of a frame are pixel-aligned.
 """
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import cv2
 from . import ffpp
 from .fileio import write_image
 from .locations import load_locs, locs_path
-from .manifest import Tally, crop_stamp, finished_crops, mark_finished, pool_map, select_videos, split_ids
+from .manifest import DONE_MARKER, Tally, crop_stamp, finished_crops, mark_finished, pool_map, select_videos, \
+    split_ids
 from .video import VideoError, iter_frames
 
 
@@ -59,16 +61,18 @@ def _fits(box, width, height):
     return side > 0 and x >= 0 and y >= 0 and x + side <= width and y + side <= height
 
 
-def _size_problem(frame, boxes, size):
-    """Why frame's video cannot be cut with boxes beside a video of frames of size (h, w), or None."""
+def _size_problem(frame, size):
+    """Why frame's video cannot be cut beside a video of frames of size (h, w), or None."""
     h, w = frame.shape[:2]
     if size and (h, w) != tuple(size):
         return f"its frames are {w}x{h}, those of the other videos {size[1]}x{size[0]}: crops would not align"
-    bad = sorted(f for f, b in boxes.items() if not _fits(b, w, h))
-    if bad:
-        return (f"face box {boxes[bad[0]]} of frame {bad[0]} does not fit in its {w}x{h} frames "
-                "(face locations made from another video?)")
     return None
+
+
+def _misfits(boxes, frame):
+    """The frames whose box does not fit in frames like this one, in order."""
+    h, w = frame.shape[:2]
+    return sorted(f for f, b in boxes.items() if not _fits(b, w, h))
 
 
 def _what(source):
@@ -78,8 +82,9 @@ def _what(source):
 class _Decoding:
     """One source while its video is decoded: the current frame, how many frames were read, the crops written."""
 
-    def __init__(self, source, frame_limit):
+    def __init__(self, source, frame_limit, stamp):
         self.source = source
+        self.stamp = stamp  # what its finished folder will vouch for, taken before decoding
         self._frames = iter_frames(source.path, max_frames=frame_limit)
         self.frame = None
         self.frames_read = 0
@@ -120,24 +125,43 @@ def _present_sources(sources, boxes, name, tally):
     return present
 
 
-def _open_sources(sources, boxes, name, tally):
-    """A _Decoding at frame 0 for each source that opens, whose frames hold every box and have the size of the
-    first source's (or the crops of a frame would not align); the others get a skip line."""
+def _open_sources(sources, stamps, boxes, name, tally):
+    """A _Decoding at frame 0 for each source that opens and has the frame size of the first source's (or the
+    crops of a frame would not align); the others get a skip line."""
     decodings, first_size = [], None
-    for s in sources:
-        decoding = _Decoding(s, frame_limit=max(boxes) + 1)
+    for s, stamp in zip(sources, stamps):
+        decoding = _Decoding(s, frame_limit=max(boxes) + 1, stamp=stamp)
         try:
             decoding.advance()
         except VideoError as e:
             tally.skip(f"{e}: {s.quality} crops of {name} skipped", videos=1, frames=len(boxes))
             continue
-        problem = _size_problem(decoding.frame, boxes, first_size)
+        problem = _size_problem(decoding.frame, first_size)
         first_size = first_size or decoding.frame.shape[:2]
         if problem:
             tally.skip(f"{s.path}: {problem}: {s.quality} crops of {name} skipped", videos=1, frames=len(boxes))
         else:
             decodings.append(decoding)
     return decodings
+
+
+def _fitting_boxes(decodings, boxes, name, tally):
+    """The boxes that fit in the videos' frames. A box outside the frame costs its frame, with one line for the
+    video; when no box fits, the locations were made from another video and every source is skipped."""
+    bad = _misfits(boxes, decodings[0].frame)
+    if not bad:
+        return boxes
+    h, w = decodings[0].frame.shape[:2]
+    shown = ", ".join(f"{f} {boxes[f]}" for f in bad[:3]) + (", ..." if len(bad) > 3 else "")
+    if len(bad) == len(boxes):
+        for d in decodings:
+            tally.skip(f"{d.source.path}: no face box fits in its {w}x{h} frames (frames {shown}; face locations "
+                       f"made from another video?): {d.source.quality} crops of {name} skipped",
+                       videos=1, frames=len(boxes))
+        return {}
+    tally.skip(f"{decodings[0].source.path}: {len(bad)} face boxes do not fit in its {w}x{h} frames (frames "
+               f"{shown}): those frames of {name} skipped")
+    return {f: b for f, b in boxes.items() if f not in set(bad)}
 
 
 def _cut_frames(decodings, boxes, size):
@@ -167,44 +191,59 @@ def _report_short_videos(decodings, boxes, tally):
                    f"{frame_limit - 1}: those frames skipped")
 
 
-def _finish_folders(decodings, boxes, stamp, name, tally):
+_OWN_FILE = re.compile(r"(\d+\.png|\.(\d+\.png|" + re.escape(DONE_MARKER) + r")\.\w+\.tmp)")  # crops, temp files
+
+
+def _remove_stale(out_dir, keep):
+    """Delete what an earlier run of this step left in out_dir (crops of other boxes, temporary files of a
+    crash): only files directly in this crop folder, and only names this step writes, never anything else."""
+    for path in out_dir.iterdir():
+        if _OWN_FILE.fullmatch(path.name) and path.name not in keep and not path.is_dir():
+            path.unlink()
+
+
+def _finish_folders(decodings, boxes, name, tally):
     """Per source: delete the crops and temporary files this run did not write (other boxes, a crash), then mark
     the folder finished and count it."""
     for d in decodings:
         s = d.source
-        keep = {f"{i}.png" for i in d.written}
-        for stale in [*s.out_dir.glob("*.png"), *s.out_dir.glob(".*.tmp")]:
-            if stale.name not in keep:
-                stale.unlink()
+        if s.out_dir.is_dir():
+            _remove_stale(s.out_dir, {f"{i}.png" for i in d.written})
         tally.frames_skipped += len(boxes) - len(d.written)
         if d.written:
-            mark_finished(s.out_dir, stamp, d.written)
+            mark_finished(s.out_dir, d.stamp, d.written)
             tally.videos_done += 1
             tally.frames_done += len(d.written)
         else:
             tally.skip(f"{s.path}: no frame could be cut: {s.quality} crops of {name} skipped", videos=1)
 
 
-def crop_group(sources, boxes, size=299, name=""):
+def crop_group(sources, boxes, size=299, name="", verify=False):
     """Cut the crops of one video at every quality (c23, c40 and, for a fake, its mask) with the same boxes.
 
     A frame is cut only where every source that can be read has it. Each source is decoded once, all of
-    them side by side. Returns a Tally; problems become its skip lines, never exceptions.
+    them side by side. A source whose folder is finished (its marker vouches for these boxes, this size,
+    this video file and every crop's byte size; with verify, every crop decodes) is not cut again unless
+    another source of the group needs cutting. Returns a Tally; problems become its skip lines, never
+    exceptions.
     """
     tally = Tally(echo=False)
     boxes = {int(f): [int(v) for v in b] for f, b in boxes.items()}
     sources = _present_sources(sources, boxes, name, tally)
-    stamp = crop_stamp(boxes, size)
-    finished = [finished_crops(s.out_dir, stamp) for s in sources]
+    stamps = [crop_stamp(boxes, size, s.path) for s in sources]
+    finished = [finished_crops(s.out_dir, stamp, verify) for s, stamp in zip(sources, stamps)]
     if sources and all(finished):
         tally.videos_done = tally.videos_already = len(sources)
         tally.frames_done = sum(len(done["frames"]) for done in finished)
         return tally
-    decodings = _open_sources(sources, boxes, name, tally)
-    if decodings:
-        _cut_frames(decodings, boxes, size)
+    decodings = _open_sources(sources, stamps, boxes, name, tally)
+    fitting = _fitting_boxes(decodings, boxes, name, tally) if decodings else {}
+    if fitting:
+        for d in decodings:  # being redone: until it is finished again it vouches for nothing
+            (d.source.out_dir / DONE_MARKER).unlink(missing_ok=True)
+        _cut_frames(decodings, fitting, size)
         _report_short_videos(decodings, boxes, tally)
-        _finish_folders(decodings, boxes, stamp, name, tally)
+        _finish_folders(decodings, boxes, name, tally)
     return tally
 
 
@@ -219,8 +258,9 @@ def _crop_job(job):
 
 
 def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.METHODS, qualities=ffpp.COMPRESSIONS,
-                 masks=True, image_size=299, max_frames=None, splits_dir=None, split=None, workers=0):
-    """Write the face/ tree for the videos in the face-location files; returns the run's Tally."""
+                 masks=True, image_size=299, max_frames=None, splits_dir=None, split=None, workers=0, verify=False):
+    """Write the face/ tree for the videos in the face-location files; returns the run's Tally. verify decodes
+    every crop of a finished folder and redoes the folders where one fails."""
     tally = Tally()
     for folder, what in ((ffpp_root, "FF++ root (--ffpp-root)"), (locs_dir, "face-location folder (--locs)")):
         if not Path(folder).is_dir():
@@ -255,7 +295,7 @@ def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.MET
         for video in videos:
             sources = [Source(q, ffpp.video_path(ffpp_root, method, q, video),
                               ffpp.face_dir(face_root, method, q, video)) for q in present]
-            jobs.append((sources, locs[video], image_size, f"{method} {video}"))
+            jobs.append((sources, locs[video], image_size, f"{method} {video}", verify))
     for result in pool_map(_crop_job, jobs, workers, "cropping"):
         tally.add(result)
     return tally

@@ -5,6 +5,10 @@ Workers only decode PNGs into uint8 tensors; conversion to float and normalisati
 the released code) happen on the device in one batched step (Batch.to). The released code's per-sample
 PIL path is kept behind decoder="pil" for comparison: its batches arrive normalised already.
 """
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from . import ffpp
+from .manifest import DONE_MARKER
 
 DECODERS = ("fast", "pil")  # fast: uint8 PNG decode in the workers; pil: the released code's path
 
@@ -29,25 +34,98 @@ class Frame:
         return 0 if self.method == ffpp.REAL else 1
 
 
+MAX_BAD_SHARE = 0.01  # more crops than this share unreadable stops a run: the tree is damaged, not one crop
+
+
+class DataError(ValueError):
+    """The face tree cannot give the run that was asked for; the message says what is wrong and what to do."""
+
+
 def _frame_numbers(folder):
     if not folder.is_dir():
         return set()
     return {int(p.stem) for p in folder.glob("*.png") if p.stem.isdigit()}
 
 
+def _recorded_sizes(folder):
+    """{frame: byte size} from the folder's .done.json (create_faces_from_dlib_locs.py), or {} without one."""
+    try:
+        done = json.loads((folder / DONE_MARKER).read_text())
+        return {int(f): int(b) for f, b in zip(done["frames"], done["bytes"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _damage(path, recorded, verify):
+    """Why the crop at path cannot be used, or None: missing, empty, not the size its folder's marker recorded
+    (truncated or replaced since), or, with verify, not decodable."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return "missing"
+    if size == 0:
+        return "empty"
+    if recorded is not None and size != recorded:
+        return f"{size} bytes, its folder's {DONE_MARKER} recorded {recorded}"
+    if verify and cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is None:
+        return "does not decode"
+    return None
+
+
+class _Index:
+    """What index_frames found besides the frames: the crops it left out and the changes of the experiment."""
+
+    def __init__(self, verify):
+        self.verify = verify
+        self.damaged = []  # (path, why)
+        self.warnings = []
+        self.checked = 0
+
+    def usable(self, folders, numbers):
+        """The frames in numbers whose crop in every folder is sound; the others are recorded as damaged."""
+        sizes = [_recorded_sizes(folder) for folder in folders]
+        paths = [(n, folder / f"{n}.png", recorded.get(n)) for n in numbers for folder, recorded in zip(folders, sizes)]
+        self.checked += len(numbers)
+        if self.verify:
+            with ThreadPoolExecutor(min(32, os.cpu_count() or 1)) as pool:  # OpenCV decodes without the GIL
+                why = list(pool.map(lambda item: _damage(item[1], item[2], True), paths))
+        else:
+            why = [_damage(path, recorded, False) for _, path, recorded in paths]
+        bad = {}
+        for (n, path, _), reason in zip(paths, why):
+            if reason:
+                bad.setdefault(n, (path, reason))
+        self.damaged += bad.values()
+        return [n for n in numbers if n not in bad]
+
+
 def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualities=ffpp.COMPRESSIONS,
-                 need_masks=True, balance=False):
+                 need_masks=True, balance=False, strict=False, verify=False):
     """The frames of one split: for each real and fake video, its first max_frames frames that exist
     at every quality. A fake frame without its mask crop is an error, never a silent all-zero mask.
-    With balance, real frames are repeated to match the number of fake frames (for All)."""
+    With balance, real frames are repeated to match the number of fake frames (for All).
+
+    Checked before any step, so that a run does not die halfway: a crop that is missing, empty or not of the
+    size its folder's .done.json recorded (verify: that does not decode) leaves its frame out with one skip
+    line naming it, and more than MAX_BAD_SHARE of such frames stop the run. A video or a whole method left out
+    at some quality changes the experiment: a warning line says so (strict: a DataError)."""
     face_root = Path(face_root)
     pairs = ffpp.read_split(splits_dir, split)
     frames = {ffpp.REAL: [], **{m: [] for m in ffpp.methods_of(dataset)}}
+    index = _Index(verify)
     for method in frames:
-        for video in ffpp.split_videos(pairs, method):
-            numbers = set.intersection(*(_frame_numbers(ffpp.face_dir(face_root, method, q, video))
-                                         for q in qualities))
-            chosen = sorted(numbers)[:max_frames]
+        videos = ffpp.split_videos(pairs, method)
+        without = {}  # quality -> videos with crops at another quality but none at this one
+        absent = []
+        for video in videos:
+            folders = [ffpp.face_dir(face_root, method, q, video) for q in qualities]
+            found = [_frame_numbers(folder) for folder in folders]
+            if not any(found):
+                absent.append(video)
+            for q, numbers in zip(qualities, found):
+                if not numbers and any(found):
+                    without.setdefault(q, []).append(video)
+            chosen = sorted(set.intersection(*found))[:max_frames]
             if method != ffpp.REAL and need_masks and chosen:
                 masks = _frame_numbers(ffpp.face_dir(face_root, method, ffpp.MASKS, video))
                 lost = [n for n in chosen if n not in masks]
@@ -56,19 +134,52 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
                     raise FileNotFoundError(
                         f"{path}: mask crop missing for {len(lost)} of {len(chosen)} frames of {method}/{video}. "
                         "Rerun create_faces_from_dlib_locs.py with the mask videos present.")
+                folders.append(ffpp.face_dir(face_root, method, ffpp.MASKS, video))
+            chosen = index.usable(folders, chosen)
             frames[method] += [Frame(method, video, n) for n in chosen]
+        for q, lost in without.items():
+            index.warnings.append(
+                f"{method}: {len(lost)} of {len(videos)} videos of the {split} split have crops at another "
+                f"quality but none at {q} ({face_root / method / q}/{lost[0]}/ ...): left out")
+        if absent and len(absent) < len(videos):
+            index.warnings.append(f"{method}: {len(absent)} of {len(videos)} videos of the {split} split have no "
+                                  f"crops ({face_root / method}/<quality>/{absent[0]}/ ...): left out")
+    _check(index, frames, face_root, splits_dir, split, dataset, qualities, strict)
     fakes = [f for m in frames if m != ffpp.REAL for f in frames[m]]
     reals = frames[ffpp.REAL]
-    if not fakes or not reals:
-        missing = "fake" if not fakes else "real"
-        raise ValueError(
-            f"{face_root}: no {missing} frames for --dataset {dataset} in the {split} split of {splits_dir} "
-            f"(looked in {face_root}/<real|Method>/{'|'.join(qualities)}/<video>/). "
-            "Run create_faces_from_dlib_locs.py first, or check --face-root and --splits.")
     if balance and len(fakes) > len(reals):
         repeat = int(round(len(fakes) / len(reals)))
         reals = reals * repeat
     return reals + fakes
+
+
+def _check(index, frames, face_root, splits_dir, split, dataset, qualities, strict):
+    """Print the index's skip and warning lines; stop where the run would not be the one asked for."""
+    for path, why in index.damaged:
+        print(f"skip: {path}: {why}: frame left out (rerun create_faces_from_dlib_locs.py, which redoes its "
+              "folder; --verify decodes every crop)", file=sys.stderr)
+    fakes = sum(len(frames[m]) for m in frames if m != ffpp.REAL)
+    if not fakes or not frames[ffpp.REAL]:
+        missing = "fake" if not fakes else "real"
+        raise DataError(
+            f"{face_root}: no {missing} frames for --dataset {dataset} in the {split} split of {splits_dir} "
+            f"(looked in {face_root}/<real|Method>/{'|'.join(qualities)}/<video>/). "
+            "Run create_faces_from_dlib_locs.py first, or check --face-root and --splits.")
+    if len(index.damaged) > MAX_BAD_SHARE * index.checked:
+        raise DataError(f"{face_root}: {len(index.damaged)} of {index.checked} frames of the {split} split have "
+                        f"unusable crops (more than {MAX_BAD_SHARE:.0%}; first: {index.damaged[0][0]}): the crop "
+                        "tree is damaged. Rerun create_faces_from_dlib_locs.py --verify, which redoes those folders")
+    present = [m for m in frames if m != ffpp.REAL and frames[m]]
+    for m in frames:
+        if m != ffpp.REAL and not frames[m]:
+            index.warnings.append(f"no {m} frames in the {split} split at {'+'.join(qualities)} in {face_root}: "
+                                  f"--dataset {dataset} covers {len(present)} of {len(frames) - 1} methods")
+    for line in index.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if strict and (index.warnings or index.damaged):
+        what = index.warnings[0] if index.warnings else f"{index.damaged[0][0]}: {index.damaged[0][1]}"
+        raise DataError(f"--strict: {len(index.warnings)} warnings and {len(index.damaged)} unusable crops in the "
+                        f"{split} split (first: {what}); fix the face tree or run without --strict")
 
 
 def read_png(path, size, grey=False):
@@ -76,7 +187,8 @@ def read_png(path, size, grey=False):
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
     if image is None:
         what = "mask" if grey else "image"
-        raise OSError(f"{path}: cannot read this {what} (missing or corrupt); rerun create_faces_from_dlib_locs.py")
+        raise OSError(f"{path}: cannot read this {what} (missing or corrupt); rerun create_faces_from_dlib_locs.py "
+                      "(--verify decodes every crop)")
     if image.shape[0] != size or image.shape[1] != size:
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if grey else cv2.INTER_LINEAR)
     return image
@@ -101,22 +213,24 @@ def read_mask(path, size):
 class Batch:
     """A batch by name. images: {quality: NCHW}, uint8 from the fast decoder or normalised float from the
     PIL one until `to` makes both normalised float on the device; mask: Nx1xHxW 0..255 (zeros for real
-    frames), or None when the dataset reads no masks; label: 1 = fake; index: positions in the frame list."""
+    frames), or None when the dataset reads no masks; label: 1 = fake; index: positions in the frame list;
+    skipped: samples left out because a crop did not decode (a batch may hold none at all)."""
     images: dict
     mask: torch.Tensor | None
     label: torch.Tensor
     index: torch.Tensor
+    skipped: int = 0
 
     def pin_memory(self):
         return Batch({q: x.pin_memory() for q, x in self.images.items()},
                      None if self.mask is None else self.mask.pin_memory(),
-                     self.label.pin_memory(), self.index.pin_memory())
+                     self.label.pin_memory(), self.index.pin_memory(), self.skipped)
 
     def to(self, device, channels_last=False):
         """The batch on the device, images normalised: (x / 255 - 0.5) / 0.5."""
         return Batch({q: model_input(x, device, channels_last) for q, x in self.images.items()},
                      None if self.mask is None else self.mask.to(device, non_blocking=True),
-                     self.label.to(device, non_blocking=True), self.index)
+                     self.label.to(device, non_blocking=True), self.index, self.skipped)
 
 
 def model_input(images, device, channels_last=False):
@@ -128,10 +242,37 @@ def model_input(images, device, channels_last=False):
 
 
 def collate(samples):
-    images, masks, labels, indices = zip(*samples)
+    """One Batch of the samples; those the dataset skipped (None) are left out and counted."""
+    kept = [s for s in samples if s is not None]
+    skipped = len(samples) - len(kept)
+    if not kept:
+        empty = torch.zeros(0, dtype=torch.long)
+        return Batch({}, None, empty, empty, skipped)
+    images, masks, labels, indices = zip(*kept)
     return Batch({q: torch.stack([s[q] for s in images]) for q in images[0]},
                  None if masks[0] is None else torch.stack(masks),
-                 torch.tensor(labels), torch.tensor(indices))
+                 torch.tensor(labels), torch.tensor(indices), skipped)
+
+
+class SkippedFrames:
+    """Counts the frames left out of one pass over a loader because a crop did not decode (each named by the
+    worker that met it), and stops the run when they pass MAX_BAD_SHARE of the frames: then the tree is
+    damaged and the run would not be the one asked for."""
+
+    def __init__(self, total):
+        self.total = total
+        self.count = 0
+
+    def batches(self, loader):
+        """The loader's batches that hold at least one sample."""
+        for batch in loader:
+            self.count += batch.skipped
+            if self.count > MAX_BAD_SHARE * self.total:
+                raise DataError(f"{self.count} of {self.total} frames could not be decoded (more than "
+                                f"{MAX_BAD_SHARE:.0%}; each named above): the crop tree is damaged. Rerun "
+                                "create_faces_from_dlib_locs.py --verify, which redoes the folders that fail")
+            if len(batch.label):
+                yield batch
 
 
 class FaceFrames(Dataset):
@@ -166,7 +307,10 @@ class FaceFrames(Dataset):
             return read_image(path, self.size)
         from PIL import Image
 
-        return self.transform(Image.open(path).convert("RGB"))
+        try:
+            return self.transform(Image.open(path).convert("RGB"))
+        except OSError as e:
+            raise OSError(f"{path}: cannot read this image ({e}); rerun create_faces_from_dlib_locs.py") from None
 
     def _mask(self, frame):
         if not frame.label:
@@ -176,12 +320,21 @@ class FaceFrames(Dataset):
             return read_mask(path, self.size)
         from PIL import Image
 
-        return self.mask_transform(Image.open(path).convert("L")).mul(255)
+        try:
+            return self.mask_transform(Image.open(path).convert("L")).mul(255)
+        except OSError as e:
+            raise OSError(f"{path}: cannot read this mask ({e}); rerun create_faces_from_dlib_locs.py") from None
 
     def __getitem__(self, i):
+        """The sample of frame i, or None (with one line naming the crop) when a crop cannot be read: one bad
+        file costs its frame, not the run (collate leaves it out, SkippedFrames counts it)."""
         frame = self.frames[i]
-        images = {q: self._image(self.path(frame, q)) for q in self.qualities}
-        return images, self._mask(frame) if self.masks else None, frame.label, i
+        try:
+            images = {q: self._image(self.path(frame, q)) for q in self.qualities}
+            return images, self._mask(frame) if self.masks else None, frame.label, i
+        except OSError as e:
+            print(f"skip: {e}: frame left out of its batch", file=sys.stderr, flush=True)
+            return None
 
 
 def make_loader(dataset, batch_size, workers, sampler=None, drop_last=False, device=None, generator=None):

@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,8 @@ REQUIRED = ("video", "frame", "method", "label", "score")  # the columns eval ne
 
 
 def read_scores(path):
-    """scores.csv as a dict of arrays; a file without a split column is all test rows."""
+    """scores.csv as a dict of arrays; a file without a split column is all test rows. A row that cannot be
+    used (a NaN score, a label other than 0 or 1, a field that is not a number) is an error naming its line."""
     path = Path(path)
     try:
         with open(path, newline="") as f:
@@ -37,22 +39,41 @@ def read_scores(path):
             header = rows[0].keys() if rows else []
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: scores file not found; write it with test.py --out DIR") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: not a CSV text file ({type(e).__name__}: {e}); pass the scores.csv that "
+                         "test.py wrote") from None
     missing = [c for c in REQUIRED if c not in header]
     if not rows or missing:
         raise ValueError(f"{path}: " + (f"no column {', '.join(missing)}" if rows else "no rows") +
                          f"; expected a test.py scores file with columns {', '.join(REQUIRED)}")
-    try:
-        data = {"split": np.array([r.get("split") or "test" for r in rows]),
-                "method": np.array([r["method"] for r in rows]),
-                "video": np.array([r["video"] for r in rows]),
-                "frame": np.array([int(r["frame"]) for r in rows]),
-                "label": np.array([int(r["label"]) for r in rows]),
-                "score": np.array([float(r["score"]) for r in rows])}
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable row ({e}); the file is corrupt, rerun test.py") from None
-    if not np.isin(data["label"], (0, 1)).all():
-        raise ValueError(f"{path}: labels must be 0 (real) or 1 (fake)")
+    frame, label, score = [], [], []
+    for line, r in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            frame.append(int(r["frame"]))
+            label.append(int(r["label"]))
+            score.append(float(r["score"]))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: line {line}: unreadable row ({e}); the file is corrupt, rerun test.py") from None
+    data = {"split": np.array([r.get("split") or "test" for r in rows]),
+            "method": np.array([r["method"] for r in rows]),
+            "video": np.array([r["video"] for r in rows]),
+            "frame": np.array(frame), "label": np.array(label), "score": np.array(score, np.float64)}
+    _check_rows(path, data, ~np.isin(data["label"], (0, 1)), "labels must be 0 (real) or 1 (fake)",
+                "the file is corrupt; rerun test.py")
+    _check_rows(path, data, ~np.isfinite(data["score"]), "scores are NaN or infinite",
+                "the checkpoint gives NaN (diverged training?) or the file was edited; test another epoch")
     return data
+
+
+def _check_rows(path, data, bad, problem, advice):
+    """A ValueError naming the first bad rows (file line, method/video, frame), if any."""
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    shown = ", ".join(f"line {i + 2} ({data['method'][i]}/{data['video'][i]} frame {data['frame'][i]})"
+                      for i in rows[:3])
+    raise ValueError(f"{path}: {len(rows)} of {len(bad)} rows: {problem}: {shown}{', ...' if len(rows) > 3 else ''}; "
+                     f"{advice}")
 
 
 def _beside(scores_path, name, rows):
@@ -67,13 +88,28 @@ def _beside(scores_path, name, rows):
     return array
 
 
-def evaluate_subset(data, keep, fallback_threshold=None, maps=None, masks=None):
-    """Metrics of the rows in `keep`: threshold chosen on their val rows, numbers on their test rows."""
+def _one_class(labels):
+    """'real' or 'fake' when labels hold only that class, else None."""
+    if labels.size and labels.min() == labels.max():
+        return "fake" if labels[0] else "real"
+    return None
+
+
+def evaluate_subset(data, keep, fallback_threshold=None, maps=None, masks=None, warnings=None, name="All"):
+    """Metrics of the rows in `keep`: threshold chosen on their val rows, numbers on their test rows.
+    Validation rows of one class cannot choose a threshold (every threshold above them is as good), so they
+    are not used, and test rows of one class leave AUC, AP and EER undefined: each gets a line in warnings."""
     val, test = keep & (data["split"] == "val"), keep & (data["split"] == "test")
     if not test.any():
         raise ValueError("no test rows to evaluate")
+    warnings = [] if warnings is None else warnings
     videos = np.char.add(np.char.add(data["method"], "/"), data["video"])
-    if val.any():
+    only = _one_class(data["label"][val])
+    if only:
+        instead = "the run's stored threshold is used" if fallback_threshold is not None else "acc is not reported"
+        warnings.append(f"{name}: the validation rows hold only {only} frames, so no threshold can be chosen on "
+                        f"them: {instead}")
+    if val.any() and not only:
         threshold, source = best_threshold(data["label"][val], data["score"][val])[0], "val"
         _, val_means, val_labels = video_scores(videos[val], data["score"][val], data["label"][val])
         video_threshold = best_threshold(val_labels, val_means)[0]
@@ -82,6 +118,10 @@ def evaluate_subset(data, keep, fallback_threshold=None, maps=None, masks=None):
         source = "run"
     else:
         threshold = video_threshold = source = None
+    only = _one_class(data["label"][test])
+    if only:
+        warnings.append(f"{name}: the test rows hold only {only} frames: AUC, AP and EER are undefined and "
+                        "acc counts one class only")
     result = frame_metrics(data["label"][test], data["score"][test], threshold)
     result.update(video_metrics(videos[test], data["score"][test], data["label"][test], video_threshold))
     result["threshold_source"] = source
@@ -89,8 +129,10 @@ def evaluate_subset(data, keep, fallback_threshold=None, maps=None, masks=None):
     return result
 
 
-def evaluate(scores_path, out=None, plots=True):
-    """metrics.json (and the plots) of one scores file; returns the metrics."""
+def evaluate(scores_path, out=None, plots=True, strict=False):
+    """metrics.json (and the plots) of one scores file; returns the metrics. What makes the numbers other than
+    asked for (a method missing from an All file, one-class validation or test rows) is printed as a warning
+    and listed in metrics.json's "warnings"; strict makes it a ValueError, and nothing is written."""
     scores_path = Path(scores_path)
     data = read_scores(scores_path)
     if not (data["split"] == "test").any():
@@ -102,17 +144,27 @@ def evaluate(scores_path, out=None, plots=True):
     everything = np.ones(rows, bool)
     fallback = meta.get("run_threshold")
     methods = [m for m in ffpp.METHODS if m in set(data["method"][data["split"] == "test"])]
+    warnings = []
+    if meta.get("dataset") == "All" and len(methods) < len(ffpp.METHODS):
+        lost = [m for m in ffpp.METHODS if m not in methods]
+        warnings.append(f"All: the test rows hold {len(methods)} of the {len(ffpp.METHODS)} methods (no "
+                        f"{', '.join(lost)}; were their crops made?): its numbers are not those of All")
     metrics = {"scores": str(scores_path), "dataset": meta.get("dataset"), "compression": meta.get("compression"),
                "model": meta.get("model"), "checkpoint_dir": meta.get("checkpoint_dir"), "epoch": meta.get("epoch"),
                "methods": methods}
-    metrics.update(evaluate_subset(data, everything, fallback, maps, masks))
+    metrics.update(evaluate_subset(data, everything, fallback, maps, masks, warnings, name="All"))
     if metrics["threshold_source"] is None:
-        metrics["note"] = ("no validation rows and no stored run threshold: acc is not reported, "
+        metrics["note"] = ("no usable validation rows and no stored run threshold: acc is not reported, "
                            "best_acc is the accuracy of the best threshold on the test rows themselves")
     if len(methods) > 1:
         metrics["per_method"] = {
-            m: evaluate_subset(data, np.isin(data["method"], (m, ffpp.REAL)), fallback, maps, masks)
+            m: evaluate_subset(data, np.isin(data["method"], (m, ffpp.REAL)), fallback, maps, masks, warnings, m)
             for m in methods}
+    metrics["warnings"] = warnings
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if strict and warnings:
+        raise ValueError(f"{scores_path}: --strict: {len(warnings)} warnings (first: {warnings[0]}); nothing written")
     out = Path(out) if out else scores_path.parent
     write_json(out / "metrics.json", _json_safe(metrics), indent=2)
     if plots:

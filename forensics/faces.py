@@ -5,8 +5,11 @@ detection enlarged around its centre by `scale`, made square and moved inside th
 it is larger than the frame), as in the location files released with the paper's code.
 """
 import bisect
+import hashlib
 import importlib.util
+import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +17,9 @@ from pathlib import Path
 import cv2
 
 from . import ffpp
-from .locations import write_locs
-from .manifest import Tally, in_shard, pool_map, select_videos, split_ids
+from .fileio import check_writable, write_bytes
+from .locations import parse_boxes, write_locs
+from .manifest import Tally, in_shard, pool_map, select_videos, split_ids, video_stamp
 from .video import VideoError, iter_frames
 
 MAX_SHIFT = 0.5  # a detection continues a track if its centre moved less than this many box sides ...
@@ -239,7 +243,13 @@ def choose_videos(ffpp_root, methods, compression, splits_dir, split, shard, tal
         if not folder.is_dir():
             tally.skip(f"{folder}: folder not found: {method} {compression} videos skipped")
             continue
-        on_disk = {p.stem for p in folder.glob("*.mp4")}
+        on_disk = set()
+        for p in sorted(folder.glob("*.mp4")):
+            if ffpp.is_plain_name(p.stem):
+                on_disk.add(p.stem)
+            else:
+                tally.skip(f"{p}: the name {p.stem!r} is not a plain name (letters, digits, _ and - only), so it "
+                           "cannot name a crop folder: video skipped (rename it)", videos=1)
         wanted = ffpp.split_videos(pairs, method) if pairs is not None else None
         chosen[method] = select_videos(
             in_shard(on_disk if wanted is None else wanted, shard), on_disk, tally,
@@ -262,15 +272,85 @@ def plan_jobs(ffpp_root, chosen, compression, settings, copy_targets):
     return jobs
 
 
-def run_detection(jobs, methods, workers, detector_args, tally):
+class DetectionLog:
+    """The detections finished so far, one JSON line per video in --out, appended as each video finishes: a
+    killed run loses only the videos in flight, and a rerun takes the others from here. A line counts only for
+    the same video file (size and time), settings and detector; a line cut short by a kill is ignored."""
+
+    NAME = "detect_faces.progress"
+
+    def __init__(self, out_dir, shard, settings, detector_args):
+        k_of_n = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""
+        self.path = Path(out_dir) / f"{self.NAME}{k_of_n}.jsonl"
+        self.settings = [settings, list(detector_args)]
+        self._file = None
+
+    def key(self, job):
+        method, video, path, _, count_only = job
+        stamp = video_stamp(path) if Path(path).is_file() else None
+        text = json.dumps([method, video, str(path), count_only, stamp, self.settings], sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def _read(self):
+        done = {}
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return done
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                boxes, bad = parse_boxes(entry["boxes"])
+                if not bad:
+                    done[entry["key"]] = (line, VideoBoxes(boxes, [int(f) for f in entry["frames"]],
+                                                           int(entry["detected"]), int(entry["filled"])))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return done
+
+    def resume(self, jobs):
+        """(the jobs still to run, {(method, video): VideoBoxes} of those done before). The log keeps only the
+        lines of these jobs, and is open for appending from here on."""
+        done = self._read()
+        keys = [self.key(job) for job in jobs]
+        kept = {k: done[k] for k in keys if k in done}
+        write_bytes(self.path, "".join(line + "\n" for line, _ in kept.values()).encode())
+        self._file = open(self.path, "a")
+        self._keys = dict(zip(((j[0], j[1]) for j in jobs), keys))
+        found = {(j[0], j[1]): kept[k][1] for j, k in zip(jobs, keys) if k in kept}
+        return [j for j, k in zip(jobs, keys) if k not in kept], found
+
+    def add(self, method, video, found):
+        entry = {"key": self._keys[method, video], "method": method, "video": video,
+                 "boxes": {str(f): b for f, b in found.boxes.items()}, "frames": found.frames,
+                 "detected": found.detected, "filled": found.filled}
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self):
+        if self._file:
+            self._file.close()
+
+
+def run_detection(jobs, methods, workers, detector_args, tally, log=None):
     """{method: {video: VideoBoxes}} for every method (even one without a video: its file is still written) and
-    every job's; a video that cannot be read gets a skip line instead."""
+    every job's; a video that cannot be read gets a skip line instead. With a DetectionLog, the videos it holds
+    are taken from it and each video detected here is added to it as soon as it finishes."""
     results = {m: {} for m in [*methods, *(job[0] for job in jobs)]}
+    if log is not None:
+        jobs, earlier = log.resume(jobs)
+        for (method, video), found in earlier.items():
+            results[method][video] = found
+        if earlier:
+            print(f"resuming: {len(earlier)} videos taken from {log.path}, {len(jobs)} to detect", file=sys.stderr)
     for method, video, found, error in pool_map(_detect_job, jobs, workers, "detecting", _init_worker, detector_args):
         if error:
             tally.skip(f"{error}: video skipped", videos=1)
         else:
             results[method][video] = found
+            if log is not None:
+                log.add(method, video, found)
     return results
 
 
@@ -333,16 +413,24 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
                stride=1, detector="hog", upsample=0, detect_size=640, scale=1.3, max_gap=5, fake_boxes="own",
                splits_dir=None, split=None, shard=None, workers=0):
     """Detect the main face in every selected video and write out_dir/dlib_<method>.json (with a shard:
-    dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its frames_done counts frames with a box."""
+    dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its frames_done counts frames with a box.
+    out_dir is checked for writing first; each video's boxes go to a DetectionLog there as it finishes, so a
+    killed run resumes where it stopped."""
     if fake_boxes not in ("own", "target"):
         raise ValueError(f"--fake-boxes {fake_boxes!r}: choose own or target")
     if not Path(ffpp_root).is_dir():
         raise FileNotFoundError(f"{ffpp_root}: FF++ root (--ffpp-root) not found")
+    check_writable(out_dir)
     tally = Tally()
     chosen = choose_videos(ffpp_root, methods, compression, splits_dir or out_dir, split, shard, tally)
     settings = dict(max_frames=max_frames or None, stride=stride, scale=scale, max_gap=max_gap)
     jobs = plan_jobs(ffpp_root, chosen, compression, settings, copy_targets=fake_boxes == "target")
-    results = run_detection(jobs, list(chosen), workers, (detector, upsample, detect_size), tally)
+    detector_args = (detector, upsample, detect_size)
+    log = DetectionLog(out_dir, shard, settings, detector_args)
+    try:
+        results = run_detection(jobs, list(chosen), workers, detector_args, tally, log)
+    finally:
+        log.close()
     orphans = copy_target_boxes(results, ffpp_root, compression) if fake_boxes == "target" else set()
     detected, filled = report_videos(results, ffpp_root, compression, stride, orphans, tally)
     write_results(results, out_dir, shard)

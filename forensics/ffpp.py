@@ -1,4 +1,6 @@
 """FaceForensics++ on-disk layout, split files and the face/ crop tree, in one place."""
+import re
+import shlex
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -12,11 +14,31 @@ DATASETS = METHODS + ("All",)  # what a model is trained or tested on: one metho
 MASKS = "masks"
 SPLITS = ("train", "val", "test")
 SPLITS_URL = "https://raw.githubusercontent.com/ondyari/FaceForensics/master/dataset/splits/{}.json"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # FF++'s NNN and NNN_MMM, and the plain names of other sets
+
+
+def is_plain_name(value):
+    return isinstance(value, str) and PLAIN_NAME.fullmatch(value) is not None
+
+
+def check_id(kind, value, source=None):
+    """value, if it is a plain name (letters, digits, _ and -); else a ValueError naming source and value.
+
+    Video ids, method and quality names become folder and file names (face/<method>/<quality>/<video>/), and
+    location and split files often come from other people: a '/', '..' or an absolute path there would make
+    a script write, or clean up, outside its --out. So every id is checked before it becomes a path."""
+    if not is_plain_name(value):
+        where = f"{source}: " if source else ""
+        raise ValueError(f"{where}{kind} {value!r} is not a plain name (letters, digits, _ and - only): refused, "
+                         "since it would become a path; fix or replace the file")
+    return value
 
 
 def video_path(root, method, quality, video):
     """Path of one FF++ video. method is one of METHODS or REAL; quality is c23, c40 or masks."""
     root = Path(root)
+    for kind, value in (("method", method), ("quality", quality), ("video", video)):
+        check_id(kind, value)
     if method == REAL:
         if quality == MASKS:
             raise ValueError("real videos have no masks")
@@ -30,6 +52,8 @@ def videos_dir(root, method, quality):
 
 def face_dir(face_root, method, quality, video):
     """Folder of one video's crops: face/<method or real>/<c23|c40|masks>/<video>/."""
+    for kind, value in (("method", method), ("quality", quality), ("video", str(video))):
+        check_id(kind, value)
     return Path(face_root) / method / quality / str(video)
 
 
@@ -58,11 +82,14 @@ def read_split(splits_dir, name):
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: split file not found. Download FF++'s official splits with "
-            f"`python -m forensics.ffpp --out {splits_dir}` or pass --splits DIR")
+            f"`python -m forensics.ffpp --out {shlex.quote(str(splits_dir))}` or pass --splits DIR")
     pairs = read_json(path, "split file")
     if not isinstance(pairs, list) or not all(
             isinstance(p, list) and len(p) == 2 and all(isinstance(i, str) for i in p) for p in pairs):
         raise ValueError(f"{path}: expected a JSON list of [id1, id2] string pairs, as FF++'s split files are")
+    for pair in pairs:  # a whole file is refused: a split with a path in it is not FF++'s, and it is small
+        for video in pair:
+            check_id("video id", video, path)
     return pairs
 
 

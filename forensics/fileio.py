@@ -1,4 +1,5 @@
 """Atomic writes: a crash or a full disk never leaves a half-written file under the final name."""
+import errno
 import json
 import os
 import tempfile
@@ -18,20 +19,33 @@ _MODE = 0o666 & ~_umask()
 
 
 def _atomic(path, write, suffix=""):
-    """mkstemp creates 0600 files; give the result the permissions a plain open() would."""
+    """mkstemp creates 0600 files; give the result the permissions a plain open() would. A failed write (a full
+    disk, no permission) leaves nothing behind and raises an OSError that names the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=suffix + ".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=suffix + ".tmp")
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as e:
+        raise _write_error(path, e) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
+
+
+def _write_error(path, error):
+    """The same kind of OSError, saying which file could not be written and what to do."""
+    what = error.strerror or str(error)
+    hint = ("free some space there" if error.errno == errno.ENOSPC else
+            "check the folder's permissions, or pick another --out" if isinstance(error, PermissionError) else
+            "check the disk and the folder")
+    return type(error)(error.errno, f"{path}: cannot write ({what}); {hint}, then rerun") if error.errno else \
+        OSError(f"{path}: cannot write ({what}); {hint}, then rerun")
 
 
 def write_bytes(path, data: bytes):
@@ -52,9 +66,31 @@ def write_image(path, image: np.ndarray):
 
 
 def write_torch(path, obj):
+    """torch.save through the atomic write; its failures (a RuntimeError from PyTorch's writer on a full disk)
+    become the OSError that names the file."""
     import torch
 
-    return _atomic(path, lambda f: torch.save(obj, f))
+    def save(f):
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:
+            raise OSError(errno.EIO, f"PyTorch's writer failed: {str(e).splitlines()[0]}") from None
+
+    return _atomic(path, save)
+
+
+def check_writable(folder, flag="--out"):
+    """Create folder if needed and write a scratch file in it: a script finds an unwritable --out before its
+    work, not after hours of it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise type(e)(e.errno, f"{folder}: cannot write there ({e.strerror or e}); check the path and its "
+                               f"permissions, or pick another {flag}") from None
+    return folder
 
 
 def read_json(path, what="JSON file"):

@@ -116,28 +116,61 @@ def select_videos(wanted, available, tally, describe):
 
 # ----------------------------------------------------------------------------- finished crop folders
 
-def crop_stamp(boxes, size):
-    """What a finished crop folder vouches for: crops of these boxes at this size. Other boxes or another
-    --image-size make the folder stale, so a rerun redoes it."""
+def video_stamp(path):
+    """The source video as a finished crop folder remembers it: a replaced or re-encoded video has another
+    size or modification time, so a rerun redoes its crops."""
+    st = Path(path).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def crop_stamp(boxes, size, video=None):
+    """What a finished crop folder vouches for: crops of these boxes at this size, from this video (path).
+    Other boxes, another --image-size or another video file make the folder stale, so a rerun redoes it."""
     digest = hashlib.sha1(json.dumps(sorted(boxes.items())).encode()).hexdigest()
-    return {"image_size": size, "boxes": digest}
+    stamp = {"image_size": size, "boxes": digest}
+    if video is not None:
+        stamp["video"] = video_stamp(video)
+    return stamp
 
 
-def finished_crops(out_dir, stamp):
-    """The marker of out_dir if the folder holds every crop it lists, cut as stamp says; else None (never
-    finished, interrupted, cut with other boxes or size, or a crop deleted since)."""
+def finished_crops(out_dir, stamp, verify=False):
+    """The marker of out_dir if the folder holds every crop it lists, each of the byte size it had when it
+    was written, cut as stamp says; else None (never finished, interrupted, cut with other boxes, size or
+    video, a crop deleted or truncated since, or a marker of an older version that recorded less). verify
+    also decodes every crop, for damage that keeps the size."""
     out_dir = Path(out_dir)
     try:
         done = json.loads((out_dir / DONE_MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if {k: done.get(k) for k in stamp} != stamp:
+    if not isinstance(done, dict) or {k: done.get(k) for k in stamp} != stamp:
         return None
-    if not all((out_dir / f"{i}.png").exists() for i in done.get("frames", [])):
+    frames, sizes = done.get("frames"), done.get("bytes")
+    if not (isinstance(frames, list) and isinstance(sizes, list) and len(frames) == len(sizes)
+            and all(isinstance(v, int) for v in frames + sizes)):
         return None
+    for index, size in zip(frames, sizes):
+        path = out_dir / f"{index}.png"
+        try:
+            if path.stat().st_size != size:
+                return None
+        except OSError:
+            return None
+        if verify and not _decodes(path, stamp.get("image_size")):
+            return None
     return done
 
 
+def _decodes(path, side):
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return image is not None and (not side or image.shape[:2] == (side, side))
+
+
 def mark_finished(out_dir, stamp, frames):
-    """Written after the last crop, so a folder with a marker was never left half-done."""
-    write_json(Path(out_dir) / DONE_MARKER, {**stamp, "frames": frames})
+    """Written after the last crop, so a folder with a marker was never left half-done. It records each crop's
+    byte size, so a crop truncated or replaced later is noticed."""
+    out_dir = Path(out_dir)
+    sizes = [(out_dir / f"{i}.png").stat().st_size for i in frames]
+    write_json(out_dir / DONE_MARKER, {**stamp, "frames": list(frames), "bytes": sizes})

@@ -3,6 +3,7 @@ test.py writes for eval.py: scores.csv, the attention maps, the ground-truth mas
 released eval's .mat files."""
 import csv
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from . import ffpp
-from .data import FaceFrames, index_frames, make_loader, model_input
+from .data import MAX_BAD_SHARE, FaceFrames, SkippedFrames, index_frames, make_loader, model_input
 from .device import autocast, resolve_precision
 from .fileio import write_bytes, write_json
 from .losses import mask_target
@@ -27,25 +28,33 @@ def score_frames(model, face_root, frames, quality, device, image_size=299, batc
     keep_maps adds the attention maps (float16, N x h x w); keep_masks the ground-truth masks read in the
     same pass, resized to the map and binarised as the training target is (uint8, N x h x w). Either is
     None for a model without maps. folder: the crop folder to read in place of <quality>/ (the robustness
-    sweep's degraded crops), still scored through the head of quality."""
+    sweep's degraded crops), still scored through the head of quality. A frame whose crop does not decode
+    (named by the worker) scores NaN, with a NaN map and an empty mask; more than data.MAX_BAD_SHARE of them
+    stop with a DataError."""
     folder = folder or quality
     dataset = FaceFrames(face_root, frames, image_size, qualities=(folder,), masks=keep_masks)
     loader = make_loader(dataset, batch_size, workers, device=device)
     was_training = model.training
     model.eval()
-    scores, maps, masks = np.empty(len(dataset), np.float64), [], []
+    scores, maps, masks = np.full(len(dataset), np.nan), None, None
+    skipped = SkippedFrames(len(dataset))
     try:
-        for batch in tqdm(loader, desc=f"score {quality}", disable=not progress, leave=False):
+        for batch in tqdm(skipped.batches(loader), total=len(loader), desc=f"score {quality}", disable=not progress,
+                          leave=False):
             score, attention = score_batch(model, batch.images[folder], quality, device, precision, channels_last)
-            scores[batch.index.numpy()] = score.float().cpu().numpy()
+            rows = batch.index.numpy()
+            scores[rows] = score.float().cpu().numpy()
             if attention is not None and keep_maps:
-                maps.append(attention[:, 0].float().cpu().numpy().astype(np.float16))
+                if maps is None:
+                    maps = np.full((len(dataset), *attention.shape[-2:]), np.nan, np.float16)
+                maps[rows] = attention[:, 0].float().cpu().numpy()
             if attention is not None and keep_masks:
-                mask = batch.mask.to(device, non_blocking=True)
-                masks.append(mask_target(mask, attention.shape[-2:])[:, 0].cpu().numpy().astype(np.uint8))
+                if masks is None:
+                    masks = np.zeros((len(dataset), *attention.shape[-2:]), np.uint8)
+                masks[rows] = mask_target(batch.mask, attention.shape[-2:])[:, 0].numpy()
     finally:
         model.train(was_training)
-    return scores, (np.concatenate(maps) if maps else None), (np.concatenate(masks) if masks else None)
+    return scores, maps, masks
 
 
 @torch.no_grad()
@@ -114,6 +123,19 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
     scores, maps, masks = score_frames(model, face_root, frames, compression, device, image_size, batch_size,
                                        workers, precision, channels_last=cuda, keep_maps=True,
                                        keep_masks=with_masks, progress=True)
+    scored = ~np.isnan(scores)
+    if not scored.all():
+        lost = int((~scored).sum())
+        if lost > MAX_BAD_SHARE * len(frames):
+            raise ValueError(f"{lost} of {len(frames)} frames got no score (more than {MAX_BAD_SHARE:.0%}): the model "
+                             "gives NaN (a diverged checkpoint?) or the crops named above do not decode")
+        first = frames[int(np.flatnonzero(~scored)[0])]
+        path = ffpp.face_dir(face_root, first.method, compression, first.video) / f"{first.frame}.png"
+        print(f"skip: {lost} frames got no score (crops that do not decode, named above; first: {path}): left out "
+              "of scores.csv", file=sys.stderr)
+        frames = [f for f, keep in zip(frames, scored) if keep]
+        splits_of = [s for s, keep in zip(splits_of, scored) if keep]
+        scores, maps, masks = (None if a is None else a[scored] for a in (scores, maps, masks))
     labels = np.array([f.label for f in frames], np.int64)
 
     rows = [(s, f.method, f.video, f.frame, f.label, repr(float(v)), compression)
@@ -126,7 +148,7 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
             (out / name).unlink()  # a stale file of an earlier run would be read as this run's
     meta = dict(info, dataset=dataset, compression=compression, image_size=image_size, face_root=str(face_root),
                 splits=str(splits), max_frames=max_frames, val_max_frames=val_max_frames, rows=len(rows),
-                frames={s: len(fs) for s, fs in split_frames.items()})
+                frames={s: len(fs) for s, fs in split_frames.items()}, skipped_frames=int((~scored).sum()))
     write_json(out / "meta.json", meta, indent=2)
 
     if fmt == "mat":

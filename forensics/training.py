@@ -35,6 +35,8 @@ class TrainConfig:
     dataset: str = "All"
     max_frames: int = 270
     val_max_frames: int = 140
+    strict: bool = False
+    verify: bool = False
     image_size: int = 299
     workers: int = 0
     loader: str = "fast"
@@ -261,7 +263,8 @@ def validate(model, config, device, val_frames):
     for quality in config.qualities:
         scores, _, _ = score_frames(model, config.face_root, val_frames, quality, device, config.image_size,
                                     config.batch_size, config.workers, config.precision, config.channels_last)
-        result[f"val_auc_{quality}"] = float(roc_auc_score(labels, scores))
-        result[f"val_threshold_{quality}"] = best_threshold(labels, scores)[0]
+        scored = ~np.isnan(scores)  # a crop that does not decode is skipped and scores NaN
+        result[f"val_auc_{quality}"] = float(roc_auc_score(labels[scored], scores[scored]))
+        result[f"val_threshold_{quality}"] = best_threshold(labels[scored], scores[scored])[0]
     result["val_auc"] = result[f"val_auc_{config.qualities[-1]}"]
     return result

@@ -11,6 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# FFmpeg's own decoder messages ("[h264 @ 0x...] error while decoding MB ...") name no file and would flood the
+# terminal on a damaged video; the scripts print one line naming the video instead. Read when the first video
+# is opened; set OPENCV_FFMPEG_LOGLEVEL=16 to see them again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 
 class VideoError(RuntimeError):
     """A video that cannot be opened or decoded; the message names the file."""

@@ -36,9 +36,17 @@ def read_checkpoint(path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: refused: the file holds Python objects that could run code, not only "
-                              f"tensors ({str(e).splitlines()[0]}). Re-save it as a plain state dict.") from None
+                              f"tensors ({_refusal(e)}). Re-save it as a plain state dict.") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError) as e:
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({e}); copy or download it again") from None
+
+
+def _refusal(error):
+    """What PyTorch's weights-only loader refused, without its advice to load the file with weights_only=False:
+    that is what this refusal protects against."""
+    found = re.search(r"(unsupported GLOBAL \S+|Unsupported global: GLOBAL \S+|Unsupported operand \S+)", str(error),
+                      re.IGNORECASE)
+    return found.group(1).rstrip(".") if found else "objects other than tensors"
 
 
 def strip_prefixes(state):

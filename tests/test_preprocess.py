@@ -5,6 +5,7 @@ c23 samples, linked into a temporary FF++ tree with c40 made from c23 by libx264
 synthetic mask videos (the samples have none) and the bad inputs real data has.
 """
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -142,21 +143,43 @@ def test_tally_adds_a_workers_counts_and_lines_and_strict_fails_on_skips(capsys)
     assert manifest.Tally().finish(strict=True) == 0
 
 
-def test_a_crop_folder_is_finished_only_with_its_boxes_size_and_every_crop(tmp_path):
+def test_a_crop_folder_is_finished_only_with_its_boxes_size_video_and_every_crop(tmp_path):
     boxes = {0: [1, 2, 30], 1: [2, 2, 30]}
-    stamp = manifest.crop_stamp(boxes, 64)
-    assert stamp != manifest.crop_stamp(boxes, 32) and stamp != manifest.crop_stamp({0: [1, 2, 30]}, 64)
-    assert manifest.finished_crops(tmp_path, stamp) is None
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video")
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    stamp = manifest.crop_stamp(boxes, 8, video)
+    assert stamp != manifest.crop_stamp(boxes, 32, video) and stamp != manifest.crop_stamp({0: [1, 2, 30]}, 8, video)
+    assert manifest.finished_crops(folder, stamp) is None
+    crop = cv2.imencode(".png", np.full((8, 8, 3), 7, np.uint8))[1].tobytes()
     for i in boxes:
-        (tmp_path / f"{i}.png").write_bytes(b"png")
-    manifest.mark_finished(tmp_path, stamp, [0, 1])
-    assert json.loads((tmp_path / manifest.DONE_MARKER).read_text()) == {**stamp, "frames": [0, 1]}
-    assert manifest.finished_crops(tmp_path, stamp) == {**stamp, "frames": [0, 1]}
-    assert manifest.finished_crops(tmp_path, manifest.crop_stamp(boxes, 32)) is None
-    (tmp_path / "1.png").unlink()
-    assert manifest.finished_crops(tmp_path, stamp) is None
-    (tmp_path / manifest.DONE_MARKER).write_text("{cut short")
-    assert manifest.finished_crops(tmp_path, stamp) is None
+        (folder / f"{i}.png").write_bytes(crop)
+    manifest.mark_finished(folder, stamp, [0, 1])
+    marker = {**stamp, "frames": [0, 1], "bytes": [len(crop)] * 2}
+    assert json.loads((folder / manifest.DONE_MARKER).read_text()) == marker
+    assert manifest.finished_crops(folder, stamp) == marker
+    assert manifest.finished_crops(folder, stamp, verify=True) == marker
+    assert manifest.finished_crops(folder, manifest.crop_stamp(boxes, 32, video)) is None
+    # A marker of the older kind (no video, no byte sizes) vouches for nothing.
+    (folder / manifest.DONE_MARKER).write_text(json.dumps({**manifest.crop_stamp(boxes, 8), "frames": [0, 1]}))
+    assert manifest.finished_crops(folder, manifest.crop_stamp(boxes, 8)) is None
+    manifest.mark_finished(folder, stamp, [0, 1])
+    # The video replaced by another file of the same size: its time differs.
+    os.utime(video, ns=(0, 0))
+    assert manifest.finished_crops(folder, manifest.crop_stamp(boxes, 8, video)) is None
+    stamp = manifest.crop_stamp(boxes, 8, video)
+    manifest.mark_finished(folder, stamp, [0, 1])
+    # A crop damaged in place but of the same size passes the cheap check; verify decodes it.
+    (folder / "1.png").write_bytes(b"x" * len(crop))
+    assert manifest.finished_crops(folder, stamp) == marker | {"video": stamp["video"]}
+    assert manifest.finished_crops(folder, stamp, verify=True) is None
+    (folder / "1.png").write_bytes(crop[:40])  # truncated
+    assert manifest.finished_crops(folder, stamp) is None
+    (folder / "1.png").unlink()
+    assert manifest.finished_crops(folder, stamp) is None
+    (folder / manifest.DONE_MARKER).write_text("{cut short")
+    assert manifest.finished_crops(folder, stamp) is None
 
 
 # ----------------------------------------------------------------------------- units: face-location files
@@ -216,9 +239,23 @@ def test_crop_group_drops_only_the_video_whose_frames_do_not_match(tmp_path):
     assert mask.shape == (40, 40) and (tally.videos_done, tally.videos_skipped) == (2, 1)
     tally = crops.crop_video(tmp_path / "c23.mp4", {i: [30, 10, 40] for i in range(3)}, tmp_path / "far", size=0)
     video = tmp_path / "c23.mp4"
-    assert tally.skips == [f"{video}: face box [30, 10, 40] of frame 0 does not fit in its 64x48 frames (face "
-                           f"locations made from another video?): video crops of {video} skipped"]
+    assert tally.skips == [f"{video}: no face box fits in its 64x48 frames (frames 0 [30, 10, 40], 1 [30, 10, 40], "
+                           f"2 [30, 10, 40]; face locations made from another video?): video crops of {video} skipped"]
     assert not _pngs(tmp_path / "far")
+
+
+def test_a_box_outside_the_frame_costs_its_frame_not_the_video(tmp_path):
+    video = _noise_video(tmp_path / "c23.mp4", 4)
+    sources = [crops.Source("c23", video, tmp_path / "c23"),
+               crops.Source(ffpp.MASKS, _noise_video(tmp_path / "m.mp4", 4, gray=True), tmp_path / "m")]
+    boxes = {0: [0, 0, 40], 1: [30, 10, 40], 2: [2, 2, 40], 3: [0, 0, 400]}
+    tally = crops.crop_group(sources, boxes, size=16, name="real 004")
+    assert tally.skips == [f"{video}: 2 face boxes do not fit in its 64x48 frames (frames 1 [30, 10, 40], "
+                           "3 [0, 0, 400]): those frames of real 004 skipped"]
+    assert (tally.videos_done, tally.videos_skipped, tally.frames_done, tally.frames_skipped) == (2, 0, 4, 4)
+    assert _pngs(tmp_path / "c23") == _pngs(tmp_path / "m") == [0, 2]
+    again = crops.crop_group(sources, boxes, size=16, name="real 004")
+    assert (again.videos_already, again.frames_done, again.skips) == (2, 4, [])
 
 
 def _noise_video(path, n, gray=False):
