@@ -49,7 +49,8 @@ def parse_args(argv=None):
                    help=f"a checkpoint to sweep (repeat; replaces the default {CHECKPOINTS})")
     p.add_argument("--heads", nargs="+", default=list(HEADS), choices=list(HEADS),
                    help="the heads of a detector run to score through (default: both)")
-    p.add_argument("--crf", nargs="+", type=float, default=list(CRF), help="H.264 CRF levels")
+    p.add_argument("--crf", nargs="+", type=float, default=list(CRF),
+                   help=f"H.264 CRF levels (default: {' '.join(map(str, CRF))})")
     p.add_argument("--codecs", nargs="+", default=[], choices=degrade.MATCHED,
                    help="also these codecs, at the bitrate H.264 reached at each --crf (default: none)")
     p.add_argument("--jpeg", nargs="*", type=float, default=None,
