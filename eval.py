@@ -28,7 +28,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         metrics = evaluate(args.scores, args.out or None, plots=not args.no_plots, strict=args.strict)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         raise SystemExit(f"eval.py: {e}") from None
     print(format_table(metrics))
     print(f"wrote {Path(args.out or Path(args.scores).parent) / 'metrics.json'}")

@@ -232,5 +232,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except DataError as e:
+    except (DataError, OSError) as e:  # their messages name the file and what to do
         raise SystemExit(f"train.py: {e}") from None
