@@ -22,6 +22,7 @@ from forensics.fileio import write_json
 from forensics.losses import METRIC_REDUCTIONS
 from forensics.runs import checkpoint_files, clear_run
 from forensics.training import (
+    BASELINE_COMPRESSIONS,
     MODELS,
     PRECISIONS,
     SWITCH,
@@ -46,7 +47,7 @@ STRICT = False               # stop on any warning about the data (a method or q
 VERIFY = False               # decode every crop before the first step (slow on FF++)
 # model
 MODEL = "detector"           # detector, or xception for the one-stream baseline
-COMPRESSION = "c23"          # the baseline's training quality (the detector always trains on c23+c40 pairs)
+COMPRESSION = "c23"          # the baseline's training quality: c23, c40 or both (the detector: c23+c40 pairs)
 TAIL_BATCH = "per-stream"    # per-stream: the tail runs once per stream, as released; joint: on both at once
 PRETRAINED = "imagenet"      # imagenet (timm, needs a network once), a local Xception file, or none
 # optimisation (released: Adam, lr 1e-4, weight decay 1e-4, batch 64, 15 epochs)
@@ -90,7 +91,7 @@ def parse_args(argv=None):
     p.add_argument("--strict", action="store_true", default=STRICT, help="stop on any warning about the data")
     p.add_argument("--verify", action="store_true", default=VERIFY, help="decode every crop before the first step")
     p.add_argument("--model", default=MODEL, choices=MODELS)
-    p.add_argument("--compression", default=COMPRESSION, choices=ffpp.COMPRESSIONS)
+    p.add_argument("--compression", default=COMPRESSION, choices=BASELINE_COMPRESSIONS)
     p.add_argument("--tail-batch", default=TAIL_BATCH, choices=TAIL_BATCHES)
     p.add_argument("--pretrained", default=PRETRAINED)
     p.add_argument("--lr", type=float, default=LR)

@@ -107,7 +107,7 @@ def load_model(directory, epoch="best", compression="c40", model="auto"):
     if model == "xception":
         epoch = resolve_epoch(directory, epoch, "xception")
         load_part(net, _need(directory, "xception", epoch))
-        trained_on = config.get("compression")
+        trained_on = "c23+c40" if config.get("compression") == "both" else config.get("compression")
     else:
         epoch = resolve_epoch(directory, epoch, "tail")
         tail = _need(directory, "tail", epoch)

@@ -112,7 +112,7 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
                                            need_masks=False)
     split_frames["test"] = index_frames(face_root, splits, "test", dataset, max_frames, (compression,),
                                         need_masks=False)
-    if info["model"] == "xception" and info.get("trained_on") not in (None, compression):
+    if info["model"] == "xception" and info.get("trained_on") not in (None, compression, "c23+c40"):
         print(f"note: this baseline was trained on {info['trained_on']}, tested here on {compression}")
     frames = [f for s in split_frames.values() for f in s]
     splits_of = [s for s, fs in split_frames.items() for _ in fs]

@@ -24,6 +24,8 @@ from .scoring import score_frames
 MODELS = ("detector", "xception")
 SWITCH = ("auto", "on", "off")
 PRECISIONS = ("auto", "bf16", "fp32")
+BOTH = "both"  # the baseline's --compression that trains on every frame at c23 and at c40
+BASELINE_COMPRESSIONS = ffpp.COMPRESSIONS + (BOTH,)
 
 
 @dataclasses.dataclass
@@ -73,8 +75,9 @@ class TrainConfig:
 
     @property
     def qualities(self):
-        """The crops a sample reads: both for the detector, the baseline's own quality for the baseline."""
-        return ffpp.COMPRESSIONS if self.model == "detector" else (self.compression,)
+        """The crops a sample reads: both for the detector and the baseline trained on both, else the
+        baseline's own quality."""
+        return ffpp.COMPRESSIONS if self.model == "detector" or self.compression == BOTH else (self.compression,)
 
     def loss_weights(self):
         return LossWeights(r1=self.r1, r2=self.r2, metric=self.metric_weight, pairing=self.pairing_weight,
@@ -91,7 +94,7 @@ class TrainConfig:
 
 
 # The released code's arithmetic and input path (fp32, eager, plain Adam, PIL decoding per sample), kept
-# reachable for comparison: bench.py's reference, benchmarks/compare_precision.py's fp32 runs.
+# reachable for comparison: bench.py's reference, the fp32 runs of experiments.py's precision set.
 RELEASED_SETTINGS = {"precision": "fp32", "channels_last": "off", "compile": "off", "fused_adam": "off",
                      "loader": "pil"}
 
@@ -240,10 +243,11 @@ class Training:
             loss, terms = detector_losses(output, batch.label, batch.mask, self.weights, critic, self.world)
             if critic is not None:
                 critic.requires_grad_(True)
-        else:
+        else:  # trained on both: each frame at c23 and at c40 in one batch, as many images as the method's streams
+            images = [batch.images[q] for q in config.qualities]
             with autocast(self.device, config.precision):
-                logits = self.step_model(batch.images[config.compression])
-            loss = classification_loss(logits, batch.label)
+                logits = self.step_model(torch.cat(images) if len(images) > 1 else images[0])
+            loss = classification_loss(logits, batch.label.repeat(len(images)))
             terms = {"cross_entropy": loss}
         for name in self.parts:
             optims[name].zero_grad(set_to_none=True)
