@@ -12,7 +12,7 @@ from . import ffpp
 HELP = {
     "ffpp_root": "FF++ root holding original_sequences/ and manipulated_sequences/",
     "locs": "folder of face-location JSONs (dlib_<Method>.json, dlib_real.json)",
-    "face_root": "face crop tree: <Method or real>/<c23|c40|masks>/<video>/<frame>.png",
+    "face_root": "face crop tree: <Method or real>/<c23|c40|masks>/<video>/<frame>.png (or packed: crops.npy)",
     "splits": "folder with FF++'s train.json, val.json, test.json",
     "out": "where this script writes its output",
     "device": "auto, cpu, cuda or cuda:N",

@@ -2,15 +2,17 @@
 
 OpenCV only (no dlib, no ffmpeg), so crops can be cut on a machine that cannot run the detector.
 The c23, c40 and mask videos of one fake are decoded side by side and every frame of them is cut with
-the same box, so the three crops of a frame are pixel-aligned.
+the same box, so the three crops of a frame are pixel-aligned. A folder gets one PNG per crop, or with
+fmt 'packed' one array of them all (forensics/packed.py), held in memory until the video is cut.
 """
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from . import ffpp
+from . import ffpp, packed
 from .fileio import write_image
 from .locations import load_locs, locs_path
 from .manifest import DONE_MARKER, Tally, crop_stamp, finished_crops, mark_finished, pool_map, select_videos, \
@@ -82,13 +84,16 @@ def _what(source):
 class _Decoding:
     """One source while its video is decoded: the current frame, how many frames were read, the crops written."""
 
-    def __init__(self, source, frame_limit, stamp):
+    def __init__(self, source, frame_limit, stamp, fmt="png", capacity=0):
         self.source = source
         self.stamp = stamp  # what its finished folder will vouch for, taken before decoding
         self._frames = iter_frames(source.path, max_frames=frame_limit)
         self.frame = None
         self.frames_read = 0
         self.written = []
+        self.fmt = fmt
+        self.capacity = capacity  # packed: the most crops the pack can get (the number of boxes)
+        self.pack = None  # packed: the crops cut so far, RGB or grey
 
     def advance(self):
         """Read the next frame; False at the end of the video. The first call raises VideoError for a video that
@@ -107,8 +112,24 @@ class _Decoding:
 
     def write(self, index, box, size):
         frame = to_mask(self.frame) if self.source.mask else self.frame
-        write_image(self.source.out_dir / f"{index}.png", cut(frame, box, size))
+        crop = cut(frame, box, size)
+        if self.fmt == "png":
+            write_image(self.source.out_dir / f"{index}.png", crop)
+        else:
+            if self.pack is None:
+                self.pack = np.empty((self.capacity, *crop.shape), np.uint8)
+            self.pack[len(self.written)] = crop if self.source.mask else cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
         self.written.append(index)
+
+    def save_pack(self):
+        """Packed: write the crops cut (the folder's frames.npy is gone since its redo began)."""
+        packed.write_pack(self.source.out_dir, self.written, self.pack[:len(self.written)])
+
+    def own_files(self):
+        """The names of the files this run wrote in the folder, the ones its cleanup keeps."""
+        if self.fmt == "png":
+            return {f"{i}.png" for i in self.written}
+        return {ffpp.PACKED_CROPS, ffpp.PACKED_FRAMES}
 
 
 def _present_sources(sources, boxes, name, tally):
@@ -125,12 +146,12 @@ def _present_sources(sources, boxes, name, tally):
     return present
 
 
-def _open_sources(sources, stamps, boxes, name, tally):
+def _open_sources(sources, stamps, boxes, name, tally, fmt="png"):
     """A _Decoding at frame 0 for each source that opens and has the frame size of the first source's (or the
     crops of a frame would not align); the others get a skip line."""
     decodings, first_size = [], None
     for s, stamp in zip(sources, stamps):
-        decoding = _Decoding(s, frame_limit=max(boxes) + 1, stamp=stamp)
+        decoding = _Decoding(s, frame_limit=max(boxes) + 1, stamp=stamp, fmt=fmt, capacity=len(boxes))
         try:
             decoding.advance()
         except VideoError as e:
@@ -191,7 +212,8 @@ def _report_short_videos(decodings, boxes, tally):
                    f"{frame_limit - 1}: those frames skipped")
 
 
-_OWN_FILE = re.compile(r"(\d+\.png|\.(\d+\.png|" + re.escape(DONE_MARKER) + r")\.\w+\.tmp)")  # crops, temp files
+_PACK_FILES = "|".join(re.escape(n) for n in (ffpp.PACKED_CROPS, ffpp.PACKED_FRAMES))
+_OWN_FILE = re.compile(rf"(\d+\.png|{_PACK_FILES}|\.(\d+\.png|{_PACK_FILES}|{re.escape(DONE_MARKER)})\.\w+\.tmp)")
 
 
 def _remove_stale(out_dir, keep):
@@ -203,12 +225,14 @@ def _remove_stale(out_dir, keep):
 
 
 def _finish_folders(decodings, boxes, name, tally):
-    """Per source: delete the crops and temporary files this run did not write (other boxes, a crash), then mark
-    the folder finished and count it."""
+    """Per source: write its pack (packed), delete the crops and temporary files this run did not write (other
+    boxes, the other format, a crash), then mark the folder finished and count it."""
     for d in decodings:
         s = d.source
+        if d.written and d.fmt == "packed":
+            d.save_pack()
         if s.out_dir.is_dir():
-            _remove_stale(s.out_dir, {f"{i}.png" for i in d.written})
+            _remove_stale(s.out_dir, d.own_files() if d.written else set())
         tally.frames_skipped += len(boxes) - len(d.written)
         if d.written:
             mark_finished(s.out_dir, d.stamp, d.written)
@@ -218,8 +242,17 @@ def _finish_folders(decodings, boxes, name, tally):
             tally.skip(f"{s.path}: no frame could be cut: {s.quality} crops of {name} skipped", videos=1)
 
 
-def crop_group(sources, boxes, size=299, name="", verify=False):
-    """Cut the crops of one video at every quality (c23, c40 and, for a fake, its mask) with the same boxes.
+def check_format(fmt, size):
+    """A ValueError for a crop format that does not exist or cannot be written at this size."""
+    if fmt not in ffpp.CROP_FORMATS:
+        raise ValueError(f"--format {fmt!r}: choose one of {', '.join(ffpp.CROP_FORMATS)}")
+    if fmt == "packed" and not size:
+        raise ValueError("--format packed needs one crop size for all crops: give --image-size (not 0), e.g. 299")
+
+
+def crop_group(sources, boxes, size=299, name="", verify=False, fmt="png"):
+    """Cut the crops of one video at every quality (c23, c40 and, for a fake, its mask) with the same boxes,
+    as PNGs or (fmt 'packed', which needs a size) one pack per folder.
 
     A frame is cut only where every source that can be read has it. Each source is decoded once, all of
     them side by side. A source whose folder is finished (its marker vouches for these boxes, this size,
@@ -230,27 +263,30 @@ def crop_group(sources, boxes, size=299, name="", verify=False):
     tally = Tally(echo=False)
     boxes = {int(f): [int(v) for v in b] for f, b in boxes.items()}
     sources = _present_sources(sources, boxes, name, tally)
-    stamps = [crop_stamp(boxes, size, s.path) for s in sources]
+    check_format(fmt, size)
+    stamps = [crop_stamp(boxes, size, s.path, fmt) for s in sources]
     finished = [finished_crops(s.out_dir, stamp, verify) for s, stamp in zip(sources, stamps)]
     if sources and all(finished):
         tally.videos_done = tally.videos_already = len(sources)
         tally.frames_done = sum(len(done["frames"]) for done in finished)
         return tally
-    decodings = _open_sources(sources, stamps, boxes, name, tally)
+    decodings = _open_sources(sources, stamps, boxes, name, tally, fmt)
     fitting = _fitting_boxes(decodings, boxes, name, tally) if decodings else {}
     if fitting:
-        for d in decodings:  # being redone: until it is finished again it vouches for nothing
+        for d in decodings:  # being redone: until it is finished again it vouches for nothing, and is no pack
             (d.source.out_dir / DONE_MARKER).unlink(missing_ok=True)
+            (d.source.out_dir / ffpp.PACKED_FRAMES).unlink(missing_ok=True)
         _cut_frames(decodings, fitting, size)
         _report_short_videos(decodings, boxes, tally)
         _finish_folders(decodings, boxes, name, tally)
     return tally
 
 
-def crop_video(path, boxes, out_dir, size=299, mask=False):
-    """Cut the crops of one video into out_dir/<frame>.png (see crop_group for several aligned videos)."""
+def crop_video(path, boxes, out_dir, size=299, mask=False, fmt="png"):
+    """Cut the crops of one video into out_dir/<frame>.png or its pack (see crop_group for several aligned
+    videos)."""
     quality = ffpp.MASKS if mask else "video"
-    return crop_group([Source(quality, Path(path), Path(out_dir))], boxes, size, name=str(path))
+    return crop_group([Source(quality, Path(path), Path(out_dir))], boxes, size, name=str(path), fmt=fmt)
 
 
 def _crop_job(job):
@@ -258,9 +294,12 @@ def _crop_job(job):
 
 
 def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.METHODS, qualities=ffpp.COMPRESSIONS,
-                 masks=True, image_size=299, max_frames=None, splits_dir=None, split=None, workers=0, verify=False):
-    """Write the face/ tree for the videos in the face-location files; returns the run's Tally. verify decodes
-    every crop of a finished folder and redoes the folders where one fails."""
+                 masks=True, image_size=299, max_frames=None, splits_dir=None, split=None, workers=0, verify=False,
+                 fmt="png"):
+    """Write the face/ tree for the videos in the face-location files, as PNGs or packed (fmt); returns the
+    run's Tally. verify decodes every crop of a finished folder (packed: checks its SHA-1) and redoes the
+    folders where one fails."""
+    check_format(fmt, image_size)
     tally = Tally()
     for folder, what in ((ffpp_root, "FF++ root (--ffpp-root)"), (locs_dir, "face-location folder (--locs)")):
         if not Path(folder).is_dir():
@@ -295,7 +334,7 @@ def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.MET
         for video in videos:
             sources = [Source(q, ffpp.video_path(ffpp_root, method, q, video),
                               ffpp.face_dir(face_root, method, q, video)) for q in present]
-            jobs.append((sources, locs[video], image_size, f"{method} {video}", verify))
+            jobs.append((sources, locs[video], image_size, f"{method} {video}", verify, fmt))
     for result in pool_map(_crop_job, jobs, workers, "cropping"):
         tally.add(result)
     return tally

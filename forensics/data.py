@@ -3,11 +3,13 @@ the one step that moves a batch to the device.
 
 Workers only decode PNGs into uint8 tensors; conversion to float and normalisation (mean = std = 0.5, as
 the released code) happen on the device in one batched step (Batch.to). The released code's per-sample
-PIL path is kept behind decoder="pil" for comparison: its batches arrive normalised already.
+PIL path is kept behind decoder="pil" for comparison: its batches arrive normalised already. A crop folder
+may be packed (forensics/packed.py) in place of its PNGs: everything here reads either, to the same pixels.
 """
 import json
 import os
 import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from . import ffpp
+from . import ffpp, packed
 from .manifest import DONE_MARKER
 
 DECODERS = ("fast", "pil")  # fast: uint8 PNG decode in the workers; pil: the released code's path
@@ -41,18 +43,39 @@ class DataError(ValueError):
     """The face tree cannot give the run that was asked for; the message says what is wrong and what to do."""
 
 
-def _frame_numbers(folder):
+def frame_numbers(folder):
+    """The frame numbers of a crop folder's crops, PNG or packed (a pack whose list cannot be read: none)."""
     if not folder.is_dir():
         return set()
+    if packed.is_packed(folder):
+        try:
+            return set(packed.read_frames(folder).tolist())
+        except packed.PackError:
+            return set()
     return {int(p.stem) for p in folder.glob("*.png") if p.stem.isdigit()}
 
 
-def _recorded_sizes(folder):
-    """{frame: byte size} from the folder's .done.json (create_faces_from_dlib_locs.py), or {} without one."""
+def crop_path(face_root, frame, quality):
+    """The file that holds a frame's crop at a quality: its PNG, or its folder's pack."""
+    folder = ffpp.face_dir(face_root, frame.method, quality, frame.video)
+    return folder / ffpp.PACKED_CROPS if packed.is_packed(folder) else folder / f"{frame.frame}.png"
+
+
+def _marker(folder):
+    """The folder's .done.json (create_faces_from_dlib_locs.py) as a dict, {} without a readable one."""
     try:
         done = json.loads((folder / DONE_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return done if isinstance(done, dict) else {}
+
+
+def _recorded_sizes(folder):
+    """{frame: byte size} of a PNG folder from its .done.json, or {} without one."""
+    try:
+        done = _marker(folder)
         return {int(f): int(b) for f, b in zip(done["frames"], done["bytes"])}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return {}
 
 
@@ -81,21 +104,41 @@ class _Index:
         self.warnings = []
         self.checked = 0
 
+    def frame_numbers(self, folder):
+        """frame_numbers(folder); a pack whose frame list cannot be read lends its marker's (usable() then
+        leaves them out, naming the file) or, without a marker, is recorded as damaged."""
+        found = frame_numbers(folder)
+        if found or not packed.is_packed(folder):
+            return found
+        recorded = _marker(folder).get("frames")
+        if isinstance(recorded, list) and all(isinstance(n, int) for n in recorded):
+            return set(recorded)
+        self.damaged.append(packed.damage(folder))
+        return set()
+
     def usable(self, folders, numbers):
-        """The frames in numbers whose crop in every folder is sound; the others are recorded as damaged."""
-        sizes = [_recorded_sizes(folder) for folder in folders]
-        paths = [(n, folder / f"{n}.png", recorded.get(n)) for n in numbers for folder, recorded in zip(folders, sizes)]
+        """The frames in numbers whose crop in every folder is sound; the others are recorded as damaged. A pack
+        is checked as a whole: when it is damaged, every frame it holds is."""
+        bad, paths = {}, []
+        for folder in folders:
+            if packed.is_packed(folder):
+                problem = packed.damage(folder, folder.parent.name == ffpp.MASKS, _marker(folder).get("pack"),
+                                        self.verify)
+                for n in numbers if problem else ():
+                    bad.setdefault(n, problem)
+            else:
+                recorded = _recorded_sizes(folder)
+                paths += [(n, folder / f"{n}.png", recorded.get(n)) for n in numbers]
         self.checked += len(numbers)
         if self.verify:
             with ThreadPoolExecutor(min(32, os.cpu_count() or 1)) as pool:  # OpenCV decodes without the GIL
                 why = list(pool.map(lambda item: _damage(item[1], item[2], True), paths))
         else:
             why = [_damage(path, recorded, False) for _, path, recorded in paths]
-        bad = {}
         for (n, path, _), reason in zip(paths, why):
             if reason:
                 bad.setdefault(n, (path, reason))
-        self.damaged += bad.values()
+        self.damaged += [bad[n] for n in numbers if n in bad]
         return [n for n in numbers if n not in bad]
 
 
@@ -107,8 +150,10 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
 
     Checked before any step, so that a run does not die halfway: a crop that is missing, empty or not of the
     size its folder's .done.json recorded (verify: that does not decode) leaves its frame out with one skip
-    line naming it, and more than MAX_BAD_SHARE of such frames stop the run. A video or a whole method left out
-    at some quality changes the experiment: a warning line says so (strict: a DataError)."""
+    line naming it; a damaged pack (unreadable, truncated, not of its recorded size; verify: not of its recorded
+    SHA-1) leaves out every frame it holds, with one line. More than MAX_BAD_SHARE of such frames stop the run.
+    A video or a whole method left out at some quality changes the experiment: a warning line says so (strict:
+    a DataError)."""
     face_root = Path(face_root)
     pairs = ffpp.read_split(splits_dir, split)
     frames = {ffpp.REAL: [], **{m: [] for m in ffpp.methods_of(dataset)}}
@@ -119,7 +164,7 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
         absent = []
         for video in videos:
             folders = [ffpp.face_dir(face_root, method, q, video) for q in qualities]
-            found = [_frame_numbers(folder) for folder in folders]
+            found = [index.frame_numbers(folder) for folder in folders]
             if not any(found):
                 absent.append(video)
             for q, numbers in zip(qualities, found):
@@ -127,10 +172,10 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
                     without.setdefault(q, []).append(video)
             chosen = sorted(set.intersection(*found))[:max_frames]
             if method != ffpp.REAL and need_masks and chosen:
-                masks = _frame_numbers(ffpp.face_dir(face_root, method, ffpp.MASKS, video))
+                masks = index.frame_numbers(ffpp.face_dir(face_root, method, ffpp.MASKS, video))
                 lost = [n for n in chosen if n not in masks]
                 if lost:
-                    path = ffpp.face_dir(face_root, method, ffpp.MASKS, video) / f"{lost[0]}.png"
+                    path = crop_path(face_root, Frame(method, video, lost[0]), ffpp.MASKS)
                     raise FileNotFoundError(
                         f"{path}: mask crop missing for {len(lost)} of {len(chosen)} frames of {method}/{video}. "
                         "Rerun create_faces_from_dlib_locs.py with the mask videos present.")
@@ -155,9 +200,10 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
 
 def _check(index, frames, face_root, splits_dir, split, dataset, qualities, strict):
     """Print the index's skip and warning lines; stop where the run would not be the one asked for."""
-    for path, why in index.damaged:
-        print(f"skip: {path}: {why}: frame left out (rerun create_faces_from_dlib_locs.py, which redoes its "
-              "folder; --verify decodes every crop)", file=sys.stderr)
+    for (path, why), count in Counter(index.damaged).items():  # a damaged pack: one line for its frames
+        lost = "frame left out" if count == 1 else f"{count} frames left out"
+        print(f"skip: {path}: {why}: {lost} (rerun create_faces_from_dlib_locs.py, which redoes its folder; "
+              "--verify checks every crop)", file=sys.stderr)
     fakes = sum(len(frames[m]) for m in frames if m != ffpp.REAL)
     if not fakes or not frames[ffpp.REAL]:
         missing = "fake" if not fakes else "real"
@@ -189,6 +235,11 @@ def read_png(path, size, grey=False):
         what = "mask" if grey else "image"
         raise OSError(f"{path}: cannot read this {what} (missing or corrupt); rerun create_faces_from_dlib_locs.py "
                       "(--verify decodes every crop)")
+    return fit(image, size, grey)
+
+
+def fit(image, size, grey=False):
+    """image at side `size`, resized only when it has another size (as the PNG path always did)."""
     if image.shape[0] != size or image.shape[1] != size:
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if grey else cv2.INTER_LINEAR)
     return image
@@ -277,7 +328,8 @@ class SkippedFrames:
 
 class FaceFrames(Dataset):
     """Samples (images {quality: CHW}, mask or None, label, index) of a frame list; real frames get an
-    all-zero mask. decoder 'fast' gives uint8, 'pil' the released per-sample PIL/torchvision floats."""
+    all-zero mask. decoder 'fast' gives uint8, 'pil' the released per-sample PIL/torchvision floats. A packed
+    folder's crop is copied out of its memory map: the same pixels as its PNG, without decoding."""
 
     def __init__(self, face_root, frames, image_size=299, qualities=ffpp.COMPRESSIONS, masks=True, decoder="fast"):
         if decoder not in DECODERS:
@@ -288,6 +340,8 @@ class FaceFrames(Dataset):
         self.qualities = tuple(qualities)
         self.masks = masks
         self.decoder = decoder
+        self.packs = packed.Packs()
+        self._folders = {}  # (method, quality, video) -> crop folder: pathlib costs more than copying a packed crop
         if decoder == "pil":
             from torchvision import transforms
 
@@ -299,14 +353,31 @@ class FaceFrames(Dataset):
     def __len__(self):
         return len(self.frames)
 
-    def path(self, frame, quality):
-        return ffpp.face_dir(self.face_root, frame.method, quality, frame.video) / f"{frame.frame}.png"
+    def folder(self, frame, quality):
+        key = (frame.method, quality, frame.video)
+        if key not in self._folders:
+            self._folders[key] = ffpp.face_dir(self.face_root, *key)
+        return self._folders[key]
 
-    def _image(self, path):
+    def path(self, frame, quality):
+        return self.folder(frame, quality) / f"{frame.frame}.png"
+
+    def _packed(self, frame, quality, grey):
+        """The frame's crop (RGB or grey) if its folder is packed, else None."""
+        folder = self.folder(frame, quality)
+        return self.packs.crop(folder, frame.frame, grey) if self.packs.is_packed(folder) else None
+
+    def _image(self, frame, quality):
+        rgb = self._packed(frame, quality, grey=False)
         if self.decoder == "fast":
-            return read_image(path, self.size)
+            if rgb is not None:
+                return torch.from_numpy(fit(rgb, self.size)).permute(2, 0, 1)
+            return read_image(self.path(frame, quality), self.size)
         from PIL import Image
 
+        if rgb is not None:
+            return self.transform(Image.fromarray(rgb))
+        path = self.path(frame, quality)
         try:
             return self.transform(Image.open(path).convert("RGB"))
         except OSError as e:
@@ -315,11 +386,16 @@ class FaceFrames(Dataset):
     def _mask(self, frame):
         if not frame.label:
             return torch.zeros(1, self.size, self.size, dtype=torch.uint8 if self.decoder == "fast" else torch.float)
-        path = self.path(frame, ffpp.MASKS)
+        grey = self._packed(frame, ffpp.MASKS, grey=True)
         if self.decoder == "fast":
-            return read_mask(path, self.size)
+            if grey is not None:
+                return torch.from_numpy(fit(grey, self.size, grey=True))[None]
+            return read_mask(self.path(frame, ffpp.MASKS), self.size)
         from PIL import Image
 
+        if grey is not None:
+            return self.mask_transform(Image.fromarray(grey)).mul(255)
+        path = self.path(frame, ffpp.MASKS)
         try:
             return self.mask_transform(Image.open(path).convert("L")).mul(255)
         except OSError as e:
@@ -330,7 +406,7 @@ class FaceFrames(Dataset):
         file costs its frame, not the run (collate leaves it out, SkippedFrames counts it)."""
         frame = self.frames[i]
         try:
-            images = {q: self._image(self.path(frame, q)) for q in self.qualities}
+            images = {q: self._image(frame, q) for q in self.qualities}
             return images, self._mask(frame) if self.masks else None, frame.label, i
         except OSError as e:
             print(f"skip: {e}: frame left out of its batch", file=sys.stderr, flush=True)

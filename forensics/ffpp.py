@@ -15,6 +15,9 @@ MASKS = "masks"
 SPLITS = ("train", "val", "test")
 SPLITS_URL = "https://raw.githubusercontent.com/ondyari/FaceForensics/master/dataset/splits/{}.json"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # FF++'s NNN and NNN_MMM, and the plain names of other sets
+CROP_FORMATS = ("png", "packed")  # how a crop folder holds its crops (see face_dir)
+PACKED_CROPS = "crops.npy"  # packed: every crop of the folder, N x S x S x 3 uint8 RGB (N x S x S for masks)
+PACKED_FRAMES = "frames.npy"  # packed: their N frame numbers (int64, ascending); its presence marks the format
 
 
 def is_plain_name(value):
@@ -51,7 +54,9 @@ def videos_dir(root, method, quality):
 
 
 def face_dir(face_root, method, quality, video):
-    """Folder of one video's crops: face/<method or real>/<c23|c40|masks>/<video>/."""
+    """Folder of one video's crops: face/<method or real>/<c23|c40|masks>/<video>/. It holds either one
+    <frame>.png per crop (the released code's layout) or, packed, PACKED_CROPS and PACKED_FRAMES: the same
+    pixels in one array that loaders read through a memory map (forensics/packed.py)."""
     for kind, value in (("method", method), ("quality", quality), ("video", str(video))):
         check_id(kind, value)
     return Path(face_root) / method / quality / str(video)

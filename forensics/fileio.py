@@ -65,6 +65,12 @@ def write_image(path, image: np.ndarray):
     return write_bytes(path, buf.tobytes())
 
 
+def write_npy(path, array: np.ndarray):
+    """An array as an .npy file, which np.load can map into memory (mmap_mode)."""
+    array = np.ascontiguousarray(array)
+    return _atomic(path, lambda f: np.lib.format.write_array(f, array, allow_pickle=False))
+
+
 def write_torch(path, obj):
     """torch.save through the atomic write; its failures (a RuntimeError from PyTorch's writer on a full disk)
     become the OSError that names the file."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import ffpp
+from . import ffpp, packed
 from .fileio import write_json
 
 DONE_MARKER = ".done.json"  # per crop folder, written last: the folder holds every crop its video can give
@@ -123,13 +123,16 @@ def video_stamp(path):
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def crop_stamp(boxes, size, video=None):
-    """What a finished crop folder vouches for: crops of these boxes at this size, from this video (path).
-    Other boxes, another --image-size or another video file make the folder stale, so a rerun redoes it."""
+def crop_stamp(boxes, size, video=None, fmt="png"):
+    """What a finished crop folder vouches for: crops of these boxes at this size, from this video (path), in
+    this format. Other boxes, another --image-size, another video file or another --format make the folder
+    stale, so a rerun redoes it. A PNG folder's stamp names no format, as before packed folders existed."""
     digest = hashlib.sha1(json.dumps(sorted(boxes.items())).encode()).hexdigest()
     stamp = {"image_size": size, "boxes": digest}
     if video is not None:
         stamp["video"] = video_stamp(video)
+    if fmt != "png":
+        stamp["format"] = fmt
     return stamp
 
 
@@ -137,14 +140,18 @@ def finished_crops(out_dir, stamp, verify=False):
     """The marker of out_dir if the folder holds every crop it lists, each of the byte size it had when it
     was written, cut as stamp says; else None (never finished, interrupted, cut with other boxes, size or
     video, a crop deleted or truncated since, or a marker of an older version that recorded less). verify
-    also decodes every crop, for damage that keeps the size."""
+    also decodes every crop, for damage that keeps the size. A packed folder (stamp format 'packed') is checked
+    as a whole: its two files' sizes, and with verify their SHA-1."""
     out_dir = Path(out_dir)
     try:
         done = json.loads((out_dir / DONE_MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(done, dict) or {k: done.get(k) for k in stamp} != stamp:
+    if not isinstance(done, dict) or {k: done.get(k) for k in stamp} != stamp \
+            or done.get("format", "png") != stamp.get("format", "png"):
         return None
+    if stamp.get("format") == "packed":
+        return _finished_pack(out_dir, done, stamp, verify)
     frames, sizes = done.get("frames"), done.get("bytes")
     if not (isinstance(frames, list) and isinstance(sizes, list) and len(frames) == len(sizes)
             and all(isinstance(v, int) for v in frames + sizes)):
@@ -161,6 +168,16 @@ def finished_crops(out_dir, stamp, verify=False):
     return done
 
 
+def _finished_pack(out_dir, done, stamp, verify):
+    """The marker of a packed folder if its pack is the one the marker recorded, with the frames it lists."""
+    record, frames = done.get("pack"), done.get("frames")
+    if not (isinstance(record, dict) and isinstance(frames, list) and packed.is_packed(out_dir)):
+        return None
+    if packed.damage(out_dir, None, record, verify, stamp.get("image_size")) is not None:
+        return None
+    return done if packed.read_frames(out_dir).tolist() == frames else None
+
+
 def _decodes(path, side):
     import cv2
 
@@ -170,7 +187,10 @@ def _decodes(path, side):
 
 def mark_finished(out_dir, stamp, frames):
     """Written after the last crop, so a folder with a marker was never left half-done. It records each crop's
-    byte size, so a crop truncated or replaced later is noticed."""
+    byte size (packed: each file's size and SHA-1), so a crop truncated or replaced later is noticed."""
     out_dir = Path(out_dir)
-    sizes = [(out_dir / f"{i}.png").stat().st_size for i in frames]
-    write_json(out_dir / DONE_MARKER, {**stamp, "frames": list(frames), "bytes": sizes})
+    if stamp.get("format") == "packed":
+        written = {"pack": packed.record(out_dir)}
+    else:
+        written = {"bytes": [(out_dir / f"{i}.png").stat().st_size for i in frames]}
+    write_json(out_dir / DONE_MARKER, {**stamp, "frames": list(frames), **written})

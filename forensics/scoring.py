@@ -11,7 +11,8 @@ import torch
 from tqdm import tqdm
 
 from . import ffpp
-from .data import MAX_BAD_SHARE, FaceFrames, SkippedFrames, index_frames, make_loader, model_input
+from .data import MAX_BAD_SHARE, FaceFrames, SkippedFrames, crop_path, frame_numbers, index_frames, make_loader, \
+    model_input
 from .device import autocast, resolve_precision
 from .fileio import write_bytes, write_json
 from .losses import mask_target
@@ -66,8 +67,15 @@ def score_batch(model, images, quality, device, precision="fp32", channels_last=
 
 
 def _masks_available(face_root, frames):
-    return all((ffpp.face_dir(face_root, f.method, ffpp.MASKS, f.video) / f"{f.frame}.png").exists()
-               for f in frames if f.label)
+    found = {}  # (method, video) -> the frame numbers of its mask crops, PNG or packed
+    for f in frames:
+        if not f.label:
+            continue
+        if (f.method, f.video) not in found:
+            found[f.method, f.video] = frame_numbers(ffpp.face_dir(face_root, f.method, ffpp.MASKS, f.video))
+        if f.frame not in found[f.method, f.video]:
+            return False
+    return True
 
 
 def _csv_text(rows):
@@ -130,7 +138,7 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
             raise ValueError(f"{lost} of {len(frames)} frames got no score (more than {MAX_BAD_SHARE:.0%}): the model "
                              "gives NaN (a diverged checkpoint?) or the crops named above do not decode")
         first = frames[int(np.flatnonzero(~scored)[0])]
-        path = ffpp.face_dir(face_root, first.method, compression, first.video) / f"{first.frame}.png"
+        path = crop_path(face_root, first, compression)
         print(f"skip: {lost} frames got no score (crops that do not decode, named above; first: {path}): left out "
               "of scores.csv", file=sys.stderr)
         frames = [f for f, keep in zip(frames, scored) if keep]
