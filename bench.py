@@ -8,7 +8,12 @@ default:   this project's defaults on the device (bf16 autocast, channels_last, 
            CUDA), uint8 PNG decode in the workers, normalisation on the device.
 Both run on the same face tree (a synthetic one unless --face-root is given) and print side by side.
 --ablate measures which parts of the fast path matter: the default, then the default with one of them off.
-The preprocessing steps (detection, cropping) are timed by benchmarks/bench_preprocess.py.
+--packed adds a column: the default settings on a packed copy of the same crops (create_faces_from_dlib_locs.py
+--format packed), where the workers copy crops out of a memory map in place of decoding PNGs. The copy of
+the train split's videos goes to a temporary folder first (S*S*3 bytes a crop: with --face-root, a small
+tree, or pass a tree cut with --format packed as --face-root and leave --packed out).
+The preprocessing steps (detection, cropping) are timed by benchmarks/bench_preprocess.py; the loader on
+the CPU, stage by stage, by benchmarks/bench_loader.py.
 """
 import argparse
 import dataclasses
@@ -20,7 +25,7 @@ import time
 import torch
 
 from demokit.synthetic import make_face_tree
-from forensics import cli
+from forensics import cli, packed
 from forensics.data import FaceFrames, index_frames, make_loader, training_loader
 from forensics.device import autocast, resolve_device, synchronize
 from forensics.scoring import score_frames
@@ -50,6 +55,7 @@ ABLATIONS = {  # --ablate: the default with one part of the fast path switched o
     "PIL loader": {"loader": "pil"},
     "joint tail": {"tail_batch": "joint"},  # not a speed-up that keeps the arithmetic: it mixes the BN batches
 }
+PACKED = "packed"  # --packed: the default settings on the packed copy of the tree
 
 
 def peak_memory_gib(device):
@@ -145,14 +151,18 @@ def main(argv=None):
     p.add_argument("--test-frames", type=int, default=TEST_FRAMES)
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--warmup", type=int, default=WARMUP)
-    p.add_argument("--only", choices=(*SETTINGS, *ABLATIONS), help="measure one setting only")
+    p.add_argument("--only", choices=(*SETTINGS, *ABLATIONS, PACKED), help="measure one setting only")
     p.add_argument("--ablate", action="store_true",
                    help="instead of the reference, measure the default with each part of the fast path switched off")
+    p.add_argument("--packed", action="store_true",
+                   help="also measure the default settings on a packed copy of the crops (--format packed)")
     opts = p.parse_args(argv)
-    settings = {"default": {}, **ABLATIONS} if opts.ablate else SETTINGS
+    settings = {"default": {}, **ABLATIONS} if opts.ablate else dict(SETTINGS)
+    if opts.packed:
+        settings[PACKED] = {}
     if opts.only not in (None, *settings):
-        p.error(f"--only {opts.only}: not measured {'with' if opts.ablate else 'without'} --ablate; "
-                f"choose one of {', '.join(settings)}")
+        needs = "without --packed" if opts.only == PACKED else f"{'with' if opts.ablate else 'without'} --ablate"
+        p.error(f"--only {opts.only}: not measured {needs}; choose one of {', '.join(settings)}")
     device = resolve_device(opts.device)
     cuda = device.type == "cuda"
     opts.image_size = opts.image_size or (299 if cuda else 64)
@@ -174,11 +184,18 @@ def main(argv=None):
                                                seed=opts.seed, workers=opts.workers)
             print(f"synthetic face tree: {frames} frames a video, {opts.image_size} px, "
                   f"made in {time.perf_counter() - started:.1f} s")
+        roots = {n: face_root for n in settings}
+        if PACKED in settings and opts.only in (None, PACKED):
+            started = time.perf_counter()
+            train = index_frames(face_root, splits, "train", "All", TrainConfig.max_frames, need_masks=False)
+            roots[PACKED] = packed.pack_tree(face_root, f"{tmp}/packed", opts.workers,
+                                             {(f.method, f.video) for f in train})
+            print(f"packed copy of the crops made in {time.perf_counter() - started:.1f} s")
         name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
         print(f"device: {name}, torch {torch.__version__}, image {opts.image_size}, batch {opts.batch_size}, "
               f"test batch {opts.test_batch_size}, {opts.steps} timed steps after {opts.warmup}, "
               f"{opts.workers} workers", flush=True)
-        results = {n: measure(n, f, opts, face_root, splits, device)
+        results = {n: measure(n, f, opts, roots[n], splits, device)
                    for n, f in settings.items() if opts.only in (None, n)}
 
     base = "default" if opts.ablate else "reference"
