@@ -285,11 +285,24 @@ class Batch:
 
 
 def model_input(images, device, channels_last=False):
-    """uint8 images are normalised on the device; float images (the PIL decoder's) are normalised already."""
+    """uint8 images are normalised on the device; float images (the PIL decoder's) are normalised already.
+    The model gets the layout it asks for (collate's uint8 batches arrive channels_last), made on the device."""
     x = images.to(device, non_blocking=True)
+    if not channels_last:
+        x = x.contiguous()
     if x.dtype == torch.uint8:
         x = x.float().div_(127.5).sub_(1.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def stack_images(images):
+    """One NCHW batch of CHW images. A uint8 crop is an HxWx3 array seen as CHW: stacked as it lies (a plain copy)
+    and seen as NCHW again, which is channels_last in memory. A copy into contiguous NCHW strides through
+    memory and costs five times as much (at 299 px, 11 ms against 2 for 64 crops, most of a packed sample's
+    time); model_input makes the layout the model asks for, on the device."""
+    if images[0].dtype == torch.uint8:
+        return torch.stack([x.permute(1, 2, 0) for x in images]).permute(0, 3, 1, 2)
+    return torch.stack(images)
 
 
 def collate(samples):
@@ -300,7 +313,7 @@ def collate(samples):
         empty = torch.zeros(0, dtype=torch.long)
         return Batch({}, None, empty, empty, skipped)
     images, masks, labels, indices = zip(*kept)
-    return Batch({q: torch.stack([s[q] for s in images]) for q in images[0]},
+    return Batch({q: stack_images([s[q] for s in images]) for q in images[0]},
                  None if masks[0] is None else torch.stack(masks),
                  torch.tensor(labels), torch.tensor(indices), skipped)
 

@@ -214,3 +214,24 @@ def test_the_format_flag_of_the_crop_script(ffpp_tree, tmp_path, capsys):
         script.main([*common, "--out", str(tmp_path / "c"), "--format", "jpg"])
     assert "invalid choice: 'jpg'" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_uint8_batch_is_stacked_as_it_lies_and_gets_the_models_layout_on_the_device(tiny_tree, packed_tree):
+    face, splits = tiny_tree
+    frames = data.index_frames(face, splits, "val", "All")
+    for root in (face, packed_tree[0]):
+        dataset = data.FaceFrames(root, frames, 64)
+        samples = [dataset[i] for i in range(len(frames))]
+        batch = data.collate(samples)
+        images = batch.images["c40"]
+        assert images.shape == (len(frames), 3, 64, 64) and images.is_contiguous(memory_format=torch.channels_last)
+        assert not images.is_contiguous()
+        expected = torch.stack([s[0]["c40"].contiguous() for s in samples])
+        assert torch.equal(images, expected)
+        plain = data.model_input(images, torch.device("cpu"))
+        assert plain.is_contiguous() and torch.equal(plain, expected.float().div(127.5).sub(1.0))
+        last = data.model_input(images, torch.device("cpu"), channels_last=True)
+        assert last.is_contiguous(memory_format=torch.channels_last) and torch.equal(last, plain)
+        assert batch.mask.is_contiguous() and torch.equal(batch.mask, torch.stack([s[1] for s in samples]))
+    pil = _batch(face, frames, 64, "pil")
+    assert pil.images["c23"].dtype == torch.float32 and pil.images["c23"].is_contiguous()
