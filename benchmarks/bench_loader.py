@@ -1,6 +1,7 @@
-"""The training loader on the CPU, PNG and packed crops side by side in one run: the cost of getting one crop
-per core (OpenCV, torchvision and PIL decoding a PNG; a copy out of a pack's memory map), where one loader
-sample's time goes (two crops and a mask), and loader samples/s with --workers processes.
+"""The loaders on the CPU, PNG and packed crops side by side in one run: the cost of getting one crop per core
+(OpenCV, torchvision and PIL decoding a PNG; a copy out of a pack's memory map), where one training sample's
+time goes (two crops and a mask), and samples/s with --workers processes of the training loader and of
+test.py's (score_frames: one c40 crop a frame, in order).
 
     pip install -e .    # once, so that forensics imports
     python benchmarks/bench_loader.py                                    # a synthetic tree, 299 px, batch 64
@@ -22,10 +23,11 @@ import torch
 
 from demokit.synthetic import make_face_tree
 from forensics import cli, ffpp, packed
-from forensics.data import FaceFrames, collate, index_frames, training_loader
+from forensics.data import FaceFrames, collate, index_frames, make_loader, training_loader
 
 IMAGE_SIZE = 299
 BATCH_SIZE = 64
+TEST_BATCH_SIZE = 128  # test.py's
 WORKERS = 2
 FRAMES = 12      # frames a synthetic video (8 train pairs: 16 real and 64 fake videos)
 CROPS = 240      # crops each per-core figure reads
@@ -144,14 +146,22 @@ def endless(loader):
         yield from loader
 
 
-def loader_rate(roots, frames, opts):
-    """Samples/s of the training loader (shuffled, two crops and a mask, uint8) with opts.workers processes."""
-    print(f"\nthe training loader, {opts.workers} worker processes, batch {opts.batch_size}, {opts.image_size} px, "
-          f"c23 + c40 + mask ({opts.batches} batches after {opts.warmup}):")
+def loader_rate(roots, frames, opts, test=False):
+    """Samples/s with opts.workers processes of the training loader (shuffled, two crops and a mask, uint8) or,
+    with test, of score_frames' (in order, one c40 crop)."""
+    what = (f"test.py's loader, batch {opts.test_batch_size}, c40 only" if test else
+            f"the training loader, batch {opts.batch_size}, c23 + c40 + mask")
+    print(f"\n{what}, {opts.workers} worker processes, {opts.image_size} px ({opts.batches} batches after "
+          f"{opts.warmup}):")
     rates = {}
     for fmt in FORMATS:
-        loader = training_loader(roots[fmt], frames, ffpp.COMPRESSIONS, True, opts.image_size, opts.batch_size,
-                                 opts.workers, "fast", torch.device("cpu"), seed=opts.seed)
+        if test:
+            dataset = FaceFrames(roots[fmt], list(dict.fromkeys(frames)), opts.image_size, ("c40",),
+                                 masks=False)
+            loader = make_loader(dataset, opts.test_batch_size, opts.workers)
+        else:
+            loader = training_loader(roots[fmt], frames, ffpp.COMPRESSIONS, True, opts.image_size, opts.batch_size,
+                                     opts.workers, "fast", torch.device("cpu"), seed=opts.seed)
         batches = endless(loader)
         for _ in range(opts.warmup):
             next(batches)
@@ -169,6 +179,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, workers=WORKERS, image_size=IMAGE_SIZE,
                    batch_size=BATCH_SIZE, seed=SEED)
+    p.add_argument("--test-batch-size", type=int, default=TEST_BATCH_SIZE,
+                   help=f"batch of test.py's loader (default: {TEST_BATCH_SIZE})")
     for name, default, what in (("frames", FRAMES, "frames a synthetic video"),
                                 ("crops", CROPS, "crops each per-core figure reads"),
                                 ("samples", SAMPLES, "samples of the per-stage breakdown"),
@@ -206,6 +218,7 @@ def main(argv=None):
         per_core(roots, frames, opts)
         stages(roots, frames, opts)
         loader_rate(roots, frames, opts)
+        loader_rate(roots, frames, opts, test=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
