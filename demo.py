@@ -18,17 +18,18 @@ from forensics import cli
 
 DATA = "demo_data"           # the FF++-shaped demo videos (make_demo_data.py --out)
 VIDEOS = 16                  # originals of the demo set (8 pairs)
-FRAMES = 32                  # frames of each demo video
+FRAMES = 16                  # frames of each demo video
 OUT = "runs/demo"            # locations, crops, runs, scores, table
-IMAGE_SIZE = 96              # crop side; the paper's 299 needs a GPU
-EPOCHS = 5                   # the method
-BASELINE_EPOCHS = 4          # each Xception baseline
-BATCH_SIZE = 32
-MAX_FRAMES = 16              # training frames a video (the paper: 270)
+IMAGE_SIZE = 64              # crop side; the paper's 299 needs a GPU
+EPOCHS = 3                   # the method
+BASELINE_EPOCHS = 3          # each Xception baseline
+BATCH_SIZE = 16              # small batches: more steps for the same CPU minutes
+MAX_FRAMES = 8               # training frames a video (the paper: 270)
 LR = 3e-4
 WORKERS = cli.default_workers()
 DEVICE = "auto"
 SEED = 0
+EXPECTED_MINUTES = 8         # python demo.py at these defaults on this project's 2-core CPU machine (README, Demo)
 REPO = Path(__file__).resolve().parent
 
 
@@ -60,6 +61,8 @@ def main(argv=None):
     splits = data / "splits"
     started = time.time()
     timings = {}
+    print(f"demo: about {EXPECTED_MINUTES} min at the defaults on a 2-core CPU (less on a faster machine or a "
+          "GPU, and on a rerun, which reuses the data); each step prints its time as it ends", flush=True)
 
     if (splits / "test.json").exists():
         print(f"using the demo videos in {data} (delete it to make them again)")

@@ -62,6 +62,7 @@ def main(argv=None):
     p.add_argument("--set", default=SET, choices=SETS, help="a built-in set of variants")
     p.add_argument("--variant", action="append", default=[], metavar="NAME='FLAGS'",
                    help="a variant of one's own: its train.py flags (NAME@c40=... tests it at c40 only); repeatable")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants of the set")
     p.add_argument("--reference", nargs="+", metavar="NAME[@c40]",
                    help="variants to take the paired differences against (default: the set's, else the first)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
@@ -81,9 +82,12 @@ def main(argv=None):
     args, extra = p.parse_known_args(argv)  # anything else goes to every train.py run
     chosen = SETS.get(args.set)
     try:
-        variants = experiments.choose_variants(args.set, [experiments.parse_variant(v) for v in args.variant])
+        variants = experiments.choose_variants(args.set, [experiments.parse_variant(v) for v in args.variant],
+                                               args.only)
         references = ([experiments.parse_reference(r) for r in args.reference] if args.reference
-                      else chosen.references if chosen else [(variants[0].name, None)])
+                      else [r for r in chosen.references if r[0] in {v.name for v in variants}] if chosen
+                      else [])
+        references = references or [(variants[0].name, None)]
     except ValueError as e:
         p.error(str(e))
     unknown = [name for name, _ in references if name not in {v.name for v in variants}]

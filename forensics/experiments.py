@@ -98,13 +98,19 @@ def parse_reference(text):
     return _qualified(text, "--reference")
 
 
-def choose_variants(set_name, custom):
-    """The set's variants followed by the user's; a name used twice is refused."""
+def choose_variants(set_name, custom, only=None):
+    """The set's variants followed by the user's, or with only those of them named in only (in their own
+    order); a name used twice or an unknown name in only is refused."""
     variants = list(SETS[set_name].variants if set_name else ()) + list(custom)
     names = [v.name for v in variants]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ValueError(f"variant {twice[0]} is named twice; give each --variant its own name")
+    unknown = [n for n in only or () if n not in names]
+    if unknown:
+        raise ValueError(f"--only {unknown[0]}: not a variant here ({', '.join(names)})")
+    if only:
+        variants = [v for v in variants if v.name in only]
     if not variants:
         raise ValueError("no variants: pass --set precision|ablation and/or --variant NAME='flags'")
     return variants

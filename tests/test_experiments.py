@@ -75,6 +75,10 @@ def test_variants_parse_from_the_command_line():
         experiments.choose_variants("precision", [Variant("fp32")])
     with pytest.raises(ValueError, match="no variants"):
         experiments.choose_variants(None, [])
+    chosen = experiments.choose_variants("ablation", [Variant("mine")], ["xception_c40", "mine", "method"])
+    assert [v.name for v in chosen] == ["method", "xception_c40", "mine"]
+    with pytest.raises(ValueError, match="--only no_such"):
+        experiments.choose_variants("ablation", [], ["method", "no_such"])
 
 
 def test_built_in_sets_are_train_py_flags():
