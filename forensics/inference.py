@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import faces
 from .crops import cut
-from .data import rgb_chw
+from .data import rgb_chw, stack_images
 from .fileio import write_bytes, write_image, write_json
 from .overlay import draw_faces, score_plot
 from .runs import load_model, run_threshold
@@ -394,7 +394,7 @@ def score_faces(item, faces_, scorer, settings, on_frame=None):
     def flush():
         if not batch:
             return
-        result = scorer(torch.stack([crop for _, _, crop in batch]))
+        result = scorer(stack_images([crop for _, _, crop in batch]))
         at = {}
         for k, (f, face, _) in enumerate(batch):
             scores[face.index][f] = {h: float(s[k]) for h, (s, _) in result.items()}
