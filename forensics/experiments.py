@@ -488,7 +488,10 @@ def plot(rows, path, references):
         ax.set_ylim(len(variants) - 0.5, -0.5)
         ax.set_title(f"{label}, test {c}", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    lines = {}  # a reference tested at c40 only has no line in the c23 panels: gather each from any panel
+    for ax in axes.flat:
+        lines.update((label, handle) for handle, label in zip(*ax.get_legend_handles_labels()) if label not in lines)
+    labels, handles = list(lines), list(lines.values())
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=8, title="reference mean")
     fig.suptitle("mean and 95% interval over seeds")
