@@ -29,7 +29,7 @@ LR = 3e-4
 WORKERS = cli.default_workers()
 DEVICE = "auto"
 SEED = 0
-EXPECTED_MINUTES = 8         # python demo.py at these defaults on this project's 2-core CPU machine (README, Demo)
+EXPECTED_MINUTES = 6         # python demo.py at these defaults on this project's 2-core CPU machine (README, Demo)
 REPO = Path(__file__).resolve().parent
 
 
@@ -61,8 +61,9 @@ def main(argv=None):
     splits = data / "splits"
     started = time.time()
     timings = {}
-    print(f"demo: about {EXPECTED_MINUTES} min at the defaults on a 2-core CPU (less on a faster machine or a "
-          "GPU, and on a rerun, which reuses the data); each step prints its time as it ends", flush=True)
+    print(f"demo: about {EXPECTED_MINUTES} min at the defaults on an idle 2-core CPU (less on a faster machine, a GPU "
+          "or a rerun, which reuses the data; more when other work shares the CPU); each step prints its time",
+          flush=True)
 
     if (splits / "test.json").exists():
         print(f"using the demo videos in {data} (delete it to make them again)")
