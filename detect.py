@@ -74,15 +74,7 @@ def parse_args(argv=None):
     p.add_argument("--overlay", action="store_true",
                    help="also write NAME.overlay.mp4 (NAME.overlay.png for an image) and NAME.scores.png")
     p.add_argument("--strict", action="store_true", help="stop at the first input that cannot be scored")
-    p.add_argument("--detector", choices=("hog", "cnn"), default=DETECTOR, help=f"dlib detector (default: {DETECTOR})")
-    p.add_argument("--upsample", type=int, default=UPSAMPLE,
-                   help=f"dlib upsampling steps; 1 finds faces half as large (default: {UPSAMPLE})")
-    p.add_argument("--detect-size", type=int, default=DETECT_SIZE,
-                   help=f"detect on a copy whose longest side is at most this, 0: full size (default: {DETECT_SIZE})")
-    p.add_argument("--scale", type=float, default=SCALE,
-                   help=f"box side = this times the detection's longer side (default: {SCALE})")
-    p.add_argument("--max-gap", type=int, default=MAX_GAP,
-                   help=f"frames without a detection take a box from one at most this far (default: {MAX_GAP})")
+    cli.add_detector_flags(p, DETECTOR, UPSAMPLE, DETECT_SIZE, SCALE, MAX_GAP)
     return p.parse_args(argv)
 
 

@@ -35,20 +35,7 @@ def main(argv=None):
                    help=f"only the first N frames of a video, 0 for all (default: {MAX_FRAMES}; the paper's test "
                         "used 140)")
     p.add_argument("--stride", type=int, default=STRIDE, help=f"every Nth frame (default: {STRIDE})")
-    p.add_argument("--detector", choices=("hog", "cnn"), default=DETECTOR,
-                   help="dlib's HOG detector, or its CNN (MMOD) detector: better on turned faces, much slower "
-                        f"without a GPU build of dlib (default: {DETECTOR})")
-    p.add_argument("--upsample", type=int, default=UPSAMPLE,
-                   help="dlib upsampling steps; 1 finds faces half as large, four times slower "
-                        f"(default: {UPSAMPLE})")
-    p.add_argument("--detect-size", type=int, default=DETECT_SIZE,
-                   help="detect on a copy whose longest side is at most this, 0 for full size "
-                        f"(default: {DETECT_SIZE})")
-    p.add_argument("--scale", type=float, default=SCALE,
-                   help=f"box side = this times the detection's longer side (default: {SCALE})")
-    p.add_argument("--max-gap", type=int, default=MAX_GAP,
-                   help="a frame without a detection takes its box from detections at most this many frames away "
-                        f"(interpolated between two), else it is left out; 0 leaves it out (default: {MAX_GAP})")
+    cli.add_detector_flags(p, DETECTOR, UPSAMPLE, DETECT_SIZE, SCALE, MAX_GAP)
     p.add_argument("--fake-boxes", choices=("own", "target"), default="own",
                    help="own: detect on the fake itself; target: copy the boxes of its target original NNN "
                         "(for NNN_MMM) (default: own)")

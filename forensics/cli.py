@@ -47,6 +47,26 @@ def add_video_selection(parser, splits_fallback, every_video):
     return parser
 
 
+def add_detector_flags(parser, detector, upsample, detect_size, scale, max_gap):
+    """The flags of dlib face detection and boxing that detect_faces.py and detect.py share, with the
+    script's defaults."""
+    parser.add_argument("--detector", choices=("hog", "cnn"), default=detector,
+                        help="dlib's HOG detector, or its CNN (MMOD) detector: better on turned faces, much slower "
+                             f"without a GPU build of dlib (default: {detector})")
+    parser.add_argument("--upsample", type=int, default=upsample,
+                        help="dlib upsampling steps; 1 finds faces half as large, four times slower "
+                             f"(default: {upsample})")
+    parser.add_argument("--detect-size", type=int, default=detect_size,
+                        help="detect on a copy whose longest side is at most this, 0 for full size "
+                             f"(default: {detect_size})")
+    parser.add_argument("--scale", type=float, default=scale,
+                        help=f"box side = this times the detection's longer side (default: {scale})")
+    parser.add_argument("--max-gap", type=int, default=max_gap,
+                        help="a frame without a detection takes its box from detections at most this many frames "
+                             f"away (interpolated between two), else it is left out; 0 leaves it out "
+                             f"(default: {max_gap})")
+
+
 def default_workers():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
