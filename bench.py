@@ -14,10 +14,16 @@ the train split's videos goes to a temporary folder first (S*S*3 bytes a crop: w
 tree, or pass a tree cut with --format packed as --face-root and leave --packed out).
 The preprocessing steps (detection, cropping) are timed by benchmarks/bench_preprocess.py; the loader on
 the CPU, stage by stage, by benchmarks/bench_loader.py.
+--profile says where the time goes: after the timed runs it records a few end-to-end training steps and
+test batches of each setting with torch.profiler and prints the time of each stage (next batch, to device,
+train step) and the operators that take the most (device time on CUDA); with --out it also writes each
+profile as a table and a Chrome trace (open in Perfetto or chrome://tracing).
 """
 import argparse
 import dataclasses
 import gc
+import os
+import re
 import resource
 import tempfile
 import time
@@ -26,6 +32,7 @@ import torch
 
 from demokit.synthetic import make_face_tree
 from forensics import cli, packed
+from forensics.fileio import check_writable, write_bytes
 from forensics.data import FaceFrames, index_frames, make_loader, training_loader
 from forensics.device import autocast, resolve_device, synchronize
 from forensics.scoring import score_frames
@@ -56,6 +63,9 @@ ABLATIONS = {  # --ablate: the default with one part of the fast path switched o
     "joint tail": {"tail_batch": "joint"},  # not a speed-up that keeps the arithmetic: it mixes the BN batches
 }
 PACKED = "packed"  # --packed: the default settings on the packed copy of the tree
+PROFILE_STEPS = 5       # --profile: end-to-end training steps (and test batches) recorded per setting
+PROFILE_ROWS = 15       # --profile: operators printed per profile
+STAGES = ("next batch", "to device", "train step")  # the labelled parts of an end-to-end training step
 
 
 def peak_memory_gib(device):
@@ -80,6 +90,31 @@ def timed(device, steps, warmup, run_step):
         run_step()
     synchronize(device)
     return time.perf_counter() - started
+
+
+def profile(device, title, what, run, repeats=1, out=None):
+    """Record run() (repeats times) with torch.profiler; print the time of each labelled stage a repeat and the
+    operators that take the most, and with out write them and a Chrome trace there (file names from title)."""
+    cuda = device.type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(repeats):
+            run()
+        synchronize(device)
+    events = prof.key_averages()
+    stages = [f"{e.key}: {e.cpu_time_total / 1e3 / repeats:.1f} ms host" +
+              (f", {e.device_time_total / 1e3 / repeats:.1f} ms device" if cuda else "") + " a step"
+              for name in STAGES for e in events if e.key == name]
+    table = events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total",
+                         row_limit=PROFILE_ROWS)
+    text = "\n".join([f"profile of {title}, {what}:", *stages, table])
+    print(text, flush=True)
+    if out is not None:
+        stem = re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")
+        write_bytes(out / f"{stem}.txt", (text + "\n").encode())
+        with tempfile.TemporaryDirectory(dir=out) as tmp:  # the exporter writes in place: rename when complete
+            prof.export_chrome_trace(f"{tmp}/trace.json")
+            os.replace(f"{tmp}/trace.json", out / f"{stem}.trace.json")
 
 
 def batches(loader):
@@ -111,9 +146,16 @@ def measure(name, settings, opts, face_root, splits, device):
 
     # training end to end: loader, host-to-device copy, normalisation, step
     def full_step():
-        training.step(next(stream).to(device, config.channels_last))
+        with torch.profiler.record_function(STAGES[0]):
+            batch = next(stream)
+        with torch.profiler.record_function(STAGES[1]):
+            batch = batch.to(device, config.channels_last)
+        with torch.profiler.record_function(STAGES[2]):
+            training.step(batch)
 
     result["train pairs/s (end to end)"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, full_step)
+    if opts.profile:
+        profile(device, f"{name} training", f"{PROFILE_STEPS} steps end to end", full_step, PROFILE_STEPS, opts.out)
 
     # test.py's path: LQ head and tail over c40 crops, alone and with loading (a test set is large, so the
     # loader's start-up is amortised: the warm-up pass is not timed)
@@ -138,6 +180,9 @@ def measure(name, settings, opts, face_root, splits, device):
     score(len(test_frames))
     synchronize(device)
     result["test frames/s (end to end)"] = len(test_frames) / (time.perf_counter() - started)
+    if opts.profile:
+        profile(device, f"{name} test", f"test.py's path over {PROFILE_STEPS} batches",
+                lambda: score(opts.test_batch_size * PROFILE_STEPS), out=opts.out)
     reset_peak(device)
     print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()), flush=True)
     return result
@@ -146,7 +191,7 @@ def measure(name, settings, opts, face_root, splits, device):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE,
-                   batch_size=BATCH_SIZE, seed=SEED)
+                   batch_size=BATCH_SIZE, seed=SEED, out=None)
     p.add_argument("--test-batch-size", type=int, default=TEST_BATCH_SIZE)
     p.add_argument("--test-frames", type=int, default=TEST_FRAMES)
     p.add_argument("--steps", type=int, default=STEPS)
@@ -156,7 +201,13 @@ def main(argv=None):
                    help="instead of the reference, measure the default with each part of the fast path switched off")
     p.add_argument("--packed", action="store_true",
                    help="also measure the default settings on a packed copy of the crops (--format packed)")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each setting with torch.profiler (stages and top operators; --out: files)")
     opts = p.parse_args(argv)
+    if opts.out is not None:
+        if not opts.profile:
+            p.error("--out holds the profiles: pass --profile with it")
+        opts.out = check_writable(opts.out)
     settings = {"default": {}, **ABLATIONS} if opts.ablate else dict(SETTINGS)
     if opts.packed:
         settings[PACKED] = {}

@@ -36,3 +36,45 @@ def test_ablation_measures_the_default_with_each_part_switched_off(capsys):
     with pytest.raises(SystemExit):
         bench.main([*argv, "--only", "no compile"])
     assert "not measured without --ablate" in capsys.readouterr().err
+
+
+def test_profile_prints_each_stage_and_writes_a_table_and_a_trace(tmp_path, capsys):
+    import json
+
+    import torch
+
+    def step():
+        for stage in bench.STAGES:
+            with torch.profiler.record_function(stage):
+                torch.ones(64, 64) @ torch.ones(64, 64)
+
+    bench.profile(torch.device("cpu"), "default training", "3 steps end to end", step, repeats=3, out=tmp_path)
+    printed = capsys.readouterr().out
+    assert "profile of default training, 3 steps end to end:" in printed
+    for stage in bench.STAGES:
+        assert f"{stage}: " in printed and " ms host a step" in printed
+    assert "aten::mm" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default_training.trace.json", "default_training.txt"]
+    assert (tmp_path / "default_training.txt").read_text() in printed + "\n"
+    trace = json.loads((tmp_path / "default_training.trace.json").read_text())
+    names = {e.get("name") for e in trace["traceEvents"]}
+    assert set(bench.STAGES) <= names
+
+
+def test_out_without_profile_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cpu", "--out", "somewhere"])
+    assert "pass --profile with it" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_profile_records_training_and_the_test_path_of_each_setting(tmp_path, capsys):
+    bench.main(["--device", "cpu", "--workers", "0", "--steps", "1", "--warmup", "1", "--image-size", "64",
+                "--batch-size", "4", "--test-batch-size", "4", "--test-frames", "8", "--only", "default",
+                "--profile", "--out", str(tmp_path / "profiles")])
+    printed = capsys.readouterr().out
+    assert f"profile of default training, {bench.PROFILE_STEPS} steps end to end:" in printed
+    assert all(f"{stage}: " in printed for stage in bench.STAGES)
+    assert "profile of default test, test.py's path" in printed
+    assert sorted(p.name for p in (tmp_path / "profiles").iterdir()) == [
+        "default_test.trace.json", "default_test.txt", "default_training.trace.json", "default_training.txt"]
