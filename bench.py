@@ -22,7 +22,6 @@ profile as a table and a Chrome trace (open in Perfetto or chrome://tracing).
 import argparse
 import dataclasses
 import gc
-import os
 import re
 import resource
 import tempfile
@@ -32,7 +31,7 @@ import torch
 
 from demokit.synthetic import make_face_tree
 from forensics import cli, packed
-from forensics.fileio import check_writable, write_bytes
+from forensics.fileio import check_writable, write_by_name, write_bytes
 from forensics.data import FaceFrames, index_frames, make_loader, training_loader
 from forensics.device import autocast, resolve_device, synchronize
 from forensics.scoring import score_frames
@@ -112,9 +111,7 @@ def profile(device, title, what, run, repeats=1, out=None):
     if out is not None:
         stem = re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")
         write_bytes(out / f"{stem}.txt", (text + "\n").encode())
-        with tempfile.TemporaryDirectory(dir=out) as tmp:  # the exporter writes in place: rename when complete
-            prof.export_chrome_trace(f"{tmp}/trace.json")
-            os.replace(f"{tmp}/trace.json", out / f"{stem}.trace.json")
+        write_by_name(out / f"{stem}.trace.json", prof.export_chrome_trace)
 
 
 def batches(loader):

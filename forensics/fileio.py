@@ -18,16 +18,21 @@ def _umask():
 _MODE = 0o666 & ~_umask()
 
 
-def _atomic(path, write, suffix=""):
+def _atomic(path, write, suffix="", by_name=False):
     """mkstemp creates 0600 files; give the result the permissions a plain open() would. A failed write (a full
-    disk, no permission) leaves nothing behind and raises an OSError that names the file."""
+    disk, no permission) leaves nothing behind and raises an OSError that names the file. write gets the open
+    temporary file, or with by_name its path (for writers that open the file themselves)."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=suffix + ".tmp")
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        if by_name:
+            os.close(fd)
+            write(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except OSError as e:
@@ -50,6 +55,11 @@ def _write_error(path, error):
 
 def write_bytes(path, data: bytes):
     return _atomic(path, lambda f: f.write(data))
+
+
+def write_by_name(path, export):
+    """What export(file_name) writes (an exporter that takes a file name, such as a profiler's trace), atomically."""
+    return _atomic(path, export, by_name=True)
 
 
 def write_json(path, obj, indent=None):
