@@ -1,10 +1,13 @@
 """Statistics over seeds: a variant's mean with its Student-t interval, the paired difference of two variants
 run with the same seeds (interval and two-sided paired t-test), and the one-sided tests of that difference
-against a margin (no loss, and equivalence by TOST). Every function takes plain lists of numbers and returns
-plain floats (or None where one value cannot say it), so the results go straight into JSON or CSV."""
+against a margin (no loss, and equivalence by TOST); and a two-way bootstrap of the difference between two
+arms' AUCs that draws both the seeds and the test set's videos, for intervals that cover the test set's
+sampling too. The summaries take plain lists of numbers and return plain floats (or None where one value
+cannot say it), so the results go straight into JSON or CSV."""
 import math
 import statistics
 
+import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
@@ -77,3 +80,80 @@ def paired(values, reference, tolerance, level=LEVEL):
     return {**describe(diffs, level), "differences": diffs, "p": t_test(diffs),
             "p_no_loss": margins.get("no_loss"), "p_equivalent": margins.get("equivalent"),
             "sd_reference_pair": None if spread is None else math.sqrt(2) * spread}
+
+
+def weighted_auc(labels, scores, weights):
+    """ROC AUC of scores for labels (1 = positive) with each item counted `weights` times, for many weight
+    rows at once: weights is (n_items,) or (rows, n_items), the result a float or (rows,) array. Equal to
+    sklearn's roc_auc_score on the items repeated that many times (ties count one half), computed from one
+    sort, so a bootstrap of thousands of replicates costs little more than one AUC per run."""
+    labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])  # one group per tied score
+    w = np.atleast_2d(weights)[:, order]
+    positive = np.add.reduceat(w * labels[order], starts, axis=1)
+    negative = np.add.reduceat(w * ~labels[order], starts, axis=1)
+    below = np.cumsum(negative, axis=1) - negative  # negatives scored strictly lower than each group
+    auc = (positive * (below + 0.5 * negative)).sum(axis=1) / (positive.sum(axis=1) * negative.sum(axis=1))
+    return float(auc[0]) if weights.ndim == 1 else auc
+
+
+def _unit_draws(units, labels, replicates, rng):
+    """(replicates, n_items) weights: each replicate draws the units (e.g. test videos) with replacement,
+    positives and negatives apart so that every draw keeps both classes in their numbers; an item counts as
+    often as its unit was drawn."""
+    ids, item_unit = np.unique(np.asarray(units), return_inverse=True)
+    unit_label = np.zeros(len(ids), dtype=int)
+    unit_label[item_unit] = np.asarray(labels).astype(int)
+    counts = np.zeros((replicates, len(ids)))
+    for cls in (0, 1):
+        members = np.flatnonzero(unit_label == cls)
+        draws = rng.integers(0, len(members), size=(replicates, len(members)))
+        np.add.at(counts, (np.arange(replicates)[:, None], members[draws]), 1)
+    return counts[:, item_unit]
+
+
+def bootstrap_difference(scores_a, scores_b, labels, units, replicates=10_000, seed=0, paired=True,
+                         resample=("seeds", "units"), chunk=1000):
+    """Bootstrap replicates of mean-over-seeds AUC(a) - AUC(b) when two arms were trained with several seeds
+    and scored on one shared test set. scores_a and scores_b are (seeds, n_items) arrays over the same items
+    (frames or videos) with their labels and the unit each belongs to. Each replicate draws the seeds with
+    replacement (paired: the same seeds for both arms; else apart) and, in the same replicate, the units
+    (one draw for every seed and arm: they share the test set), and recomputes every run's AUC on it; so the
+    spread covers both the training seeds and the test set's sampling. resample names what is drawn
+    ("seeds", "units" or both). Returns the (replicates,) array of differences."""
+    a, b = np.atleast_2d(np.asarray(scores_a, float)), np.atleast_2d(np.asarray(scores_b, float))
+    if paired and len(a) != len(b):
+        raise ValueError(f"{len(a)} seeds against {len(b)}: pairing needs the same seeds in both arms")
+    rng = np.random.default_rng(seed)
+    out = np.empty(replicates)
+    whole = np.ones((1, a.shape[1]))  # the test set as it is: every run's AUC once
+    for first in range(0, replicates, chunk):
+        n = min(chunk, replicates - first)
+        weights = _unit_draws(units, labels, n, rng) if "units" in resample else whole
+        auc_a = np.broadcast_to(np.stack([weighted_auc(labels, s, weights) for s in a], axis=1), (n, len(a)))
+        auc_b = np.broadcast_to(np.stack([weighted_auc(labels, s, weights) for s in b], axis=1), (n, len(b)))
+        if "seeds" in resample:
+            pick_a = rng.integers(0, len(a), size=(n, len(a)))
+            pick_b = pick_a if paired else rng.integers(0, len(b), size=(n, len(b)))
+        else:
+            pick_a = np.broadcast_to(np.arange(len(a)), (n, len(a)))
+            pick_b = np.broadcast_to(np.arange(len(b)), (n, len(b)))
+        rows = np.arange(n)[:, None]
+        out[first:first + n] = auc_a[rows, pick_a].mean(axis=1) - auc_b[rows, pick_b].mean(axis=1)
+    return out
+
+
+def bootstrap_interval(scores_a, scores_b, labels, units, level=LEVEL, **options):
+    """The estimate (mean AUC(a) - mean AUC(b) on the whole test set), the percentile interval and SD of
+    bootstrap_difference's replicates (options go to it), as plain floats."""
+    a, b = np.atleast_2d(np.asarray(scores_a, float)), np.atleast_2d(np.asarray(scores_b, float))
+    ones = np.ones(a.shape[1])
+    estimate = (np.mean([weighted_auc(labels, s, ones) for s in a])
+                - np.mean([weighted_auc(labels, s, ones) for s in b]))
+    replicates = bootstrap_difference(a, b, labels, units, **options)
+    low, high = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
+    return {"estimate": float(estimate), "ci": [float(low), float(high)], "sd": float(replicates.std(ddof=1)),
+            "replicates": len(replicates)}
