@@ -9,10 +9,11 @@ what the differences between them are worth.
 A variant is a set of train.py flags; each (variant, seed) is one train.py run in OUT/<variant>_seed<N>, then
 test.py at c23 and c40 (--epoch best: the epoch of best validation AUC) and eval.py (threshold of best
 validation accuracy), as a user would run them. The same seed gives every variant the same data order and
-the same initial weights of the parts they share. A scored run is reused, an interrupted one resumed, so an
-experiment goes on where it stopped and seeds can be added later; --print-commands prints the line that
-finishes each unfinished run instead, for a cluster, and the same command without it then collects the
-results. A finished run's checkpoints are removed once it is scored, unless --keep-checkpoints.
+the same initial weights where the model is the same (the detector and the one-stream Xception draw theirs
+differently: across them a seed pairs the data, not the weights). A scored run is reused, an interrupted
+one resumed, so an experiment goes on where it stopped and seeds can be added later; --print-commands
+prints the line that finishes each unfinished run instead, for a cluster, and the same command without it
+then collects the results. A finished run's checkpoints are removed once it is scored, unless --keep-checkpoints.
 
 Sets: precision (train.py's fast path against the released fp32 path, from scratch, 6 epochs; reference
 fp32), ablation (the method; without pairing, attention transfer or mask supervision; with the per-sample

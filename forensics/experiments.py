@@ -1,7 +1,8 @@
 """Paired-seed experiments (experiments.py): named variants, each a set of train.py flags, each trained once per
 seed and scored on the test split as a user would (train.py, then test.py and eval.py at c23 and at c40), and
 their summary: each variant's mean and interval over seeds, and its paired difference against reference
-variants (the same seed gives both the same data order and the same initial weights of the parts they share).
+variants (the same seed gives both the same data order, and the same initial weights where the model is the
+same: the detector and the one-stream Xception draw theirs differently).
 
 A run lives in OUT/<variant>_seed<N>; its state is read from its files, so an interrupted experiment goes on
 where it stopped and seeds can be added later: scored at both compressions (at its best epoch) = done; all
