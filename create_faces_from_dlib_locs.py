@@ -19,7 +19,7 @@ FFPP_ROOT = "FaceForensics++"
 LOCS = "jsons"
 FACE_ROOT = "face"
 IMAGE_SIZE = 299
-FORMAT = "png"  # what the released code wrote; "packed" for the loader's fast path (see docs/preprocessing.md)
+FORMAT = "png"  # what the released code wrote; "packed" for the loader's fast path (see the README)
 WORKERS = cli.default_workers()
 MAX_FRAMES = 0
 
