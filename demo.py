@@ -29,7 +29,7 @@ LR = 3e-4
 WORKERS = cli.default_workers()
 DEVICE = "auto"
 SEED = 0
-EXPECTED_MINUTES = 6         # python demo.py at these defaults on this project's 2-core CPU machine (README, Demo)
+EXPECTED_MINUTES = 6         # python demo.py at these defaults on this project's 2-core CPU machine (docs/demo.md)
 REPO = Path(__file__).resolve().parent
 
 
