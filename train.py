@@ -135,13 +135,12 @@ def main(argv=None):
     main_process = rank == 0
 
     # data: fail on an empty split before building anything heavy
-    detector = config.model == "detector"
     train_frames = index_frames(config.face_root, config.splits, "train", config.dataset, config.max_frames,
-                                config.qualities, need_masks=detector, balance=config.dataset == "All",
+                                config.qualities, need_masks=config.reads_masks, balance=config.dataset == "All",
                                 strict=config.strict, verify=config.verify)
     val_frames = index_frames(config.face_root, config.splits, "val", config.dataset, config.val_max_frames,
                               config.qualities, need_masks=False, strict=config.strict, verify=config.verify)
-    loader = training_loader(config.face_root, train_frames, config.qualities, detector, config.image_size,
+    loader = training_loader(config.face_root, train_frames, config.qualities, config.reads_masks, config.image_size,
                              config.batch_size, config.workers, config.loader, device, config.seed, world, rank)
 
     # model, one optimiser per saved part, and the critic

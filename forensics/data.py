@@ -178,7 +178,8 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
                     path = crop_path(face_root, Frame(method, video, lost[0]), ffpp.MASKS)
                     raise FileNotFoundError(
                         f"{path}: mask crop missing for {len(lost)} of {len(chosen)} frames of {method}/{video}. "
-                        "Rerun create_faces_from_dlib_locs.py with the mask videos present.")
+                        "Rerun create_faces_from_dlib_locs.py with the mask videos present, or train without "
+                        "the mask loss (--mask-weight 0), which reads no masks.")
                 folders.append(ffpp.face_dir(face_root, method, ffpp.MASKS, video))
             chosen = index.usable(folders, chosen)
             frames[method] += [Frame(method, video, n) for n in chosen]

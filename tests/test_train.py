@@ -115,6 +115,39 @@ def test_empty_split_and_missing_mask_are_clear_errors(tiny_tree, tmp_path):
     assert "masks/000_001/2.png: mask crop missing" in run.stderr
 
 
+def maskless_tree(root, methods=("Deepfakes",)):
+    """A tiny face tree of one method without its masks/ folders, as FF++ is often downloaded."""
+    from demokit.synthetic import make_face_tree
+
+    face_root, splits = make_face_tree(root, pairs=(1, 1, 1), frames=2, size=64, methods=methods)
+    for method in methods:
+        shutil.rmtree(face_root / method / "masks")
+    return face_root, splits
+
+
+def test_mask_weight_zero_reads_no_masks(tmp_path):
+    face_root, splits = maskless_tree(tmp_path)
+    assert TrainConfig().reads_masks and not TrainConfig(model="xception").reads_masks  # the released default
+    with pytest.raises(FileNotFoundError, match="mask crop missing.*--mask-weight 0"):
+        index_frames(face_root, splits, "train", "Deepfakes", 2, need_masks=TrainConfig().reads_masks)
+    config = TrainConfig(mask_weight=0)
+    assert not config.reads_masks
+    frames = index_frames(face_root, splits, "train", "Deepfakes", 2, need_masks=config.reads_masks)
+    dataset = FaceFrames(face_root, frames, 64, masks=config.reads_masks)
+    assert collate([dataset[i] for i in (0, len(frames) - 1)]).mask is None
+
+
+@pytest.mark.slow
+def test_train_py_with_mask_weight_zero_runs_on_a_tree_without_masks(tmp_path):
+    tree = maskless_tree(tmp_path)
+    run = train(tree, tmp_path / "run", "--dataset", "Deepfakes", "--epochs", "1", "--max-steps", "1",
+                "--mask-weight", "0")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["loss_weights"]["mask"] == 0
+    refused = train(tree, tmp_path / "released", "--dataset", "Deepfakes", "--epochs", "1")
+    assert refused.returncode != 0 and "--mask-weight 0" in refused.stderr
+
+
 @pytest.mark.slow
 def test_xception_baseline_trains(tiny_tree, tmp_path):
     run = train(tiny_tree, tmp_path / "base", "--model", "xception", "--compression", "c40", "--epochs", "1",
