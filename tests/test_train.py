@@ -12,7 +12,7 @@ import torch
 from conftest import REPO, load_script
 
 from forensics import cli
-from forensics.data import collate, FaceFrames, index_frames
+from forensics.data import collate, EmptySplit, FaceFrames, index_frames
 from forensics.runs import last_complete_epoch
 from forensics.training import TrainConfig, Training
 from models import AntiCompressionDetector
@@ -135,6 +135,26 @@ def test_mask_weight_zero_reads_no_masks(tmp_path):
     frames = index_frames(face_root, splits, "train", "Deepfakes", 2, need_masks=config.reads_masks)
     dataset = FaceFrames(face_root, frames, 64, masks=config.reads_masks)
     assert collate([dataset[i] for i in (0, len(frames) - 1)]).mask is None
+
+
+@pytest.mark.parametrize("have, lack", [("c23", "c40"), ("c40", "c23")])
+def test_a_tree_at_one_quality_names_the_missing_quality_not_missing_fakes(tmp_path, have, lack):
+    face_root, splits = maskless_tree(tmp_path)
+    for method in ("real", "Deepfakes"):
+        shutil.rmtree(face_root / method / lack)
+    with pytest.raises(EmptySplit) as error:
+        index_frames(face_root, splits, "train", "Deepfakes", 2, need_masks=False)
+    message = str(error.value)
+    assert f"crops at {have} but none at {lack}" in message and "no fake frames" not in message
+    assert f"-c {lack}" in message and f"--model xception --compression {have}" in message
+    assert index_frames(face_root, splits, "train", "Deepfakes", 2, (have,), need_masks=False)  # one quality: fine
+
+
+def test_a_split_file_that_lists_no_videos_says_so(tmp_path):
+    face_root, splits = maskless_tree(tmp_path)
+    (splits / "val.json").write_text("[]")
+    with pytest.raises(EmptySplit, match="val.json: the val split lists no videos"):
+        index_frames(face_root, splits, "val", "All", 2, need_masks=False)
 
 
 @pytest.mark.slow
