@@ -53,6 +53,11 @@ def videos_dir(root, method, quality):
     return video_path(root, method, quality, "x").parent
 
 
+def qualities_on_disk(root, method):
+    """The compressions whose video folder of method exists under an FF++ root."""
+    return [q for q in COMPRESSIONS if videos_dir(root, method, q).is_dir()]
+
+
 def face_dir(face_root, method, quality, video):
     """Folder of one video's crops: face/<method or real>/<c23|c40|masks>/<video>/. It holds either one
     <frame>.png per crop (the released code's layout) or, packed, PACKED_CROPS and PACKED_FRAMES: the same
