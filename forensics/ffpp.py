@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .fileio import read_json, write_bytes
 
+ROOT = "FaceForensics++"  # --ffpp-root's default in every script: the folder given to FF++'s download script
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 REAL = "real"
 COMPRESSIONS = ("c23", "c40")
