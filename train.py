@@ -13,9 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
-
-from forensics import cli, ffpp
+from forensics import cli, ffpp, progress
 from forensics.data import DECODERS, DataError, SkippedFrames, index_frames, training_loader
 from forensics.device import resolve_device
 from forensics.fileio import write_json
@@ -182,8 +180,8 @@ def main(argv=None):
         model.train()
         loss_sum, count, started = torch.zeros((), device=device), 0, time.time()
         skipped = SkippedFrames(len(loader.sampler))
-        bar = tqdm(skipped.batches(loader), total=len(loader), desc=f"epoch {epoch}/{config.epochs}",
-                   disable=not main_process, leave=False)
+        bar = progress.bar(skipped.batches(loader), total=len(loader), desc=f"epoch {epoch}/{config.epochs}",
+                           unit="step", disable=not main_process)
         for i, batch in enumerate(bar):
             if config.max_steps and i >= config.max_steps:
                 break

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from . import ffpp
 from .data import MAX_BAD_SHARE, EmptySplit, FaceFrames, SkippedFrames, crop_path, frame_numbers, index_frames, \
@@ -17,6 +16,7 @@ from .device import autocast, resolve_precision
 from .fileio import write_bytes, write_json
 from .losses import mask_target
 from .metrics import best_threshold
+from .progress import bar
 
 SCORE_COLUMNS = ("split", "method", "video", "frame", "label", "score", "compression")
 
@@ -40,8 +40,8 @@ def score_frames(model, face_root, frames, quality, device, image_size=299, batc
     scores, maps, masks = np.full(len(dataset), np.nan), None, None
     skipped = SkippedFrames(len(dataset))
     try:
-        for batch in tqdm(skipped.batches(loader), total=len(loader), desc=f"score {quality}", disable=not progress,
-                          leave=False):
+        for batch in bar(skipped.batches(loader), total=len(loader), desc=f"score {quality}", unit="batch",
+                         disable=not progress):
             score, attention = score_batch(model, batch.images[folder], quality, device, precision, channels_last)
             rows = batch.index.numpy()
             scores[rows] = score.float().cpu().numpy()
