@@ -15,7 +15,7 @@ import sys
 
 from forensics import cli, crops, ffpp
 
-FFPP_ROOT = "FaceForensics++"
+FFPP_ROOT = ffpp.ROOT
 LOCS = "jsons"
 FACE_ROOT = "face"
 IMAGE_SIZE = 299

@@ -12,7 +12,7 @@ import sys
 
 from forensics import cli, faces, ffpp, manifest
 
-FFPP_ROOT = "FaceForensics++"
+FFPP_ROOT = ffpp.ROOT
 OUT = "jsons"
 WORKERS = cli.default_workers()
 COMPRESSION = "c23"

@@ -18,7 +18,7 @@ from forensics import cli, degrade, ffpp
 from forensics.device import resolve_device
 from forensics.robustness import HEADS, sweep, write_outputs
 
-FFPP_ROOT = "FF++"
+FFPP_ROOT = ffpp.ROOT
 LOCS = "jsons"
 FACE_ROOT = "face"
 SPLITS = "jsons"

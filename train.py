@@ -13,9 +13,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
-
-from forensics import cli, ffpp
+from forensics import cli, ffpp, progress
 from forensics.data import DECODERS, DataError, SkippedFrames, index_frames, training_loader
 from forensics.device import resolve_device
 from forensics.fileio import write_json
@@ -135,13 +133,12 @@ def main(argv=None):
     main_process = rank == 0
 
     # data: fail on an empty split before building anything heavy
-    detector = config.model == "detector"
     train_frames = index_frames(config.face_root, config.splits, "train", config.dataset, config.max_frames,
-                                config.qualities, need_masks=detector, balance=config.dataset == "All",
+                                config.qualities, need_masks=config.reads_masks, balance=config.dataset == "All",
                                 strict=config.strict, verify=config.verify)
     val_frames = index_frames(config.face_root, config.splits, "val", config.dataset, config.val_max_frames,
                               config.qualities, need_masks=False, strict=config.strict, verify=config.verify)
-    loader = training_loader(config.face_root, train_frames, config.qualities, detector, config.image_size,
+    loader = training_loader(config.face_root, train_frames, config.qualities, config.reads_masks, config.image_size,
                              config.batch_size, config.workers, config.loader, device, config.seed, world, rank)
 
     # model, one optimiser per saved part, and the critic
@@ -183,8 +180,8 @@ def main(argv=None):
         model.train()
         loss_sum, count, started = torch.zeros((), device=device), 0, time.time()
         skipped = SkippedFrames(len(loader.sampler))
-        bar = tqdm(skipped.batches(loader), total=len(loader), desc=f"epoch {epoch}/{config.epochs}",
-                   disable=not main_process, leave=False)
+        bar = progress.bar(skipped.batches(loader), total=len(loader), desc=f"epoch {epoch}/{config.epochs}",
+                           unit="step", disable=not main_process)
         for i, batch in enumerate(bar):
             if config.max_steps and i >= config.max_steps:
                 break

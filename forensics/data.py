@@ -43,6 +43,11 @@ class DataError(ValueError):
     """The face tree cannot give the run that was asked for; the message says what is wrong and what to do."""
 
 
+class EmptySplit(DataError):
+    """A split without real or without fake frames: its file lists no videos, or the face tree has no usable
+    crops of them (test.py can go on without the validation split)."""
+
+
 def frame_numbers(folder):
     """The frame numbers of a crop folder's crops, PNG or packed (a pack whose list cannot be read: none)."""
     if not folder.is_dir():
@@ -101,6 +106,7 @@ class _Index:
     def __init__(self, verify):
         self.verify = verify
         self.damaged = []  # (path, why)
+        self.lacking = {}  # quality -> first crop folder missing where the video has crops at another quality
         self.warnings = []
         self.checked = 0
 
@@ -156,6 +162,9 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
     a DataError)."""
     face_root = Path(face_root)
     pairs = ffpp.read_split(splits_dir, split)
+    if not pairs:
+        raise EmptySplit(f"{Path(splits_dir) / f'{split}.json'}: the {split} split lists no videos; use FF++'s "
+                         f"split files (python -m forensics.ffpp --out DIR) or pass another --splits")
     frames = {ffpp.REAL: [], **{m: [] for m in ffpp.methods_of(dataset)}}
     index = _Index(verify)
     for method in frames:
@@ -178,11 +187,13 @@ def index_frames(face_root, splits_dir, split, dataset, max_frames=270, qualitie
                     path = crop_path(face_root, Frame(method, video, lost[0]), ffpp.MASKS)
                     raise FileNotFoundError(
                         f"{path}: mask crop missing for {len(lost)} of {len(chosen)} frames of {method}/{video}. "
-                        "Rerun create_faces_from_dlib_locs.py with the mask videos present.")
+                        "Rerun create_faces_from_dlib_locs.py with the mask videos present, or train without "
+                        "the mask loss (--mask-weight 0), which reads no masks.")
                 folders.append(ffpp.face_dir(face_root, method, ffpp.MASKS, video))
             chosen = index.usable(folders, chosen)
             frames[method] += [Frame(method, video, n) for n in chosen]
         for q, lost in without.items():
+            index.lacking.setdefault(q, face_root / method / q / lost[0])
             index.warnings.append(
                 f"{method}: {len(lost)} of {len(videos)} videos of the {split} split have crops at another "
                 f"quality but none at {q} ({face_root / method / q}/{lost[0]}/ ...): left out")
@@ -207,10 +218,14 @@ def _check(index, frames, face_root, splits_dir, split, dataset, qualities, stri
     fakes = sum(len(frames[m]) for m in frames if m != ffpp.REAL)
     if not fakes or not frames[ffpp.REAL]:
         missing = "fake" if not fakes else "real"
-        raise DataError(
+        if index.lacking:
+            raise EmptySplit(f"{face_root}: no frames of the {split} split with crops at {'+'.join(qualities)} for "
+                             f"--dataset {dataset}: {_lacking_quality(index.lacking, qualities)}")
+        raise EmptySplit(
             f"{face_root}: no {missing} frames for --dataset {dataset} in the {split} split of {splits_dir} "
             f"(looked in {face_root}/<real|Method>/{'|'.join(qualities)}/<video>/). "
-            "Run create_faces_from_dlib_locs.py first, or check --face-root and --splits.")
+            f"Run create_faces_from_dlib_locs.py first (--split {split} cuts this split alone), or check "
+            "--face-root and --splits.")
     if len(index.damaged) > MAX_BAD_SHARE * index.checked:
         raise DataError(f"{face_root}: {len(index.damaged)} of {index.checked} frames of the {split} split have "
                         f"unusable crops (more than {MAX_BAD_SHARE:.0%}; first: {index.damaged[0][0]}): the crop "
@@ -226,6 +241,19 @@ def _check(index, frames, face_root, splits_dir, split, dataset, qualities, stri
         what = index.warnings[0] if index.warnings else f"{index.damaged[0][0]}: {index.damaged[0][1]}"
         raise DataError(f"--strict: {len(index.warnings)} warnings and {len(index.damaged)} unusable crops in the "
                         f"{split} split (first: {what}); fix the face tree or run without --strict")
+
+
+def _lacking_quality(lacking, qualities):
+    """Why frames read at several qualities are lacking when one quality's crops are missing, and what to do:
+    get that quality's videos, or train on the quality that is there."""
+    missing = list(lacking)
+    present = [q for q in qualities if q not in lacking]
+    one = present[0] if len(present) == 1 else "c23 or c40"
+    return (f"the videos have crops at {'+'.join(present) or 'another quality'} but none at {'/'.join(missing)} "
+            f"(first: {lacking[missing[0]]}/), and every frame is read at {'+'.join(qualities)}. Get the "
+            f"{'/'.join(missing)} videos (FF++'s download script, -c {missing[0]}) and rerun "
+            "create_faces_from_dlib_locs.py, which cuts every quality whose videos are present; or train the "
+            f"baseline on one quality: train.py --model xception --compression {one}.")
 
 
 def read_png(path, size, grey=False):

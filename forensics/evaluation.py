@@ -340,8 +340,19 @@ def _percent(value):
     return "n/a" if value is None else f"{100 * value:.2f}"
 
 
+THRESHOLD_MARKS = {"val": "", "run": "\u2020", None: "\u2021"}  # ACC's threshold, marked in table.md when not val's
+THRESHOLD_NOTES = {"run": "\u2020 ACC at the threshold train.py stored for the epoch, for want of usable validation "
+                          "frames (none in the face tree, --val-max-frames 0, or of one class only).",
+                   None: "\u2021 no ACC: no usable validation frames, and the checkpoint stores no threshold."}
+
+
+def _acc_mark(cell):
+    return THRESHOLD_MARKS[cell.get("threshold_source")] if cell and "threshold_source" in cell else ""
+
+
 def table_markdown(rows, notes, datasets, compressions):
-    lines = ["ACC, AUC and video AUC in %, test split; ACC at the threshold of best validation accuracy.", ""]
+    lines = ["ACC, AUC and video AUC in %, test split; ACC at the threshold of best validation accuracy "
+             "(marked where another was used).", ""]
     labels = list(dict.fromkeys(r["model"] for r in rows))
     index = {(r["model"], r["compression"], r["dataset"]): r for r in rows}
     for compression in compressions:
@@ -354,14 +365,18 @@ def table_markdown(rows, notes, datasets, compressions):
             if not any(cells):
                 continue
             trained = next(c["trained_on"] for c in cells if c) or "?"
-            values = [_percent(c.get(k) if c else None) + ("*" if c and c.get("from_all_model") else "")
-                      for c in cells for k in TABLE_COLUMNS]
+            values = [_percent(c.get(k) if c else None) + (_acc_mark(c) if k == "acc" else "")
+                      + ("*" if c and c.get("from_all_model") else "") for c in cells for k in TABLE_COLUMNS]
             lines.append("| " + " | ".join([label, trained] + values) + " |")
         lines.append("")
     if any(r.get("from_all_model") for r in rows):
         lines.append("\\* from a model trained on All; the paper's method columns come from one model per method "
                      "(paper_grid.py trains them).")
         lines.append("")
+    sources = {r["threshold_source"] for r in rows if "threshold_source" in r}
+    for source, text in THRESHOLD_NOTES.items():
+        if source in sources:
+            lines += [text, ""]
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -235,13 +235,16 @@ def _detect_job(job):
 
 def choose_videos(ffpp_root, methods, compression, splits_dir, split, shard, tally):
     """{method: the videos to detect on}: those on disk, of the split if one is given, of this shard. A method
-    whose folder is missing is left out, a video of the split missing from disk skipped; both with a skip line."""
+    whose folder is missing is left out, a video of the split missing from disk skipped; both with a skip line.
+    No folder at this compression for any method is an error that names the compressions that are there."""
     pairs = split_ids(splits_dir, split) if split else None
     chosen = {}
     for method in methods:
         folder = ffpp.videos_dir(ffpp_root, method, compression)
         if not folder.is_dir():
-            tally.skip(f"{folder}: folder not found: {method} {compression} videos skipped")
+            others = [q for q in ffpp.qualities_on_disk(ffpp_root, method) if q != compression]
+            hint = f" ({others[0]} videos are there: --compression {others[0]} reads them)" if others else ""
+            tally.skip(f"{folder}: folder not found: {method} {compression} videos skipped{hint}")
             continue
         on_disk = set()
         for p in sorted(folder.glob("*.mp4")):
@@ -255,6 +258,15 @@ def choose_videos(ffpp_root, methods, compression, splits_dir, split, shard, tal
             in_shard(on_disk if wanted is None else wanted, shard), on_disk, tally,
             lambda v, m=method: f"{ffpp.video_path(ffpp_root, m, compression, v)}: video of the {split} split "
                                 "not found: skipped")
+    if methods and not chosen:
+        others = sorted({q for m in methods for q in ffpp.qualities_on_disk(ffpp_root, m)} - {compression})
+        looked = ffpp.videos_dir(ffpp_root, methods[0], compression)
+        hint = (f"the {'/'.join(others)} videos are there: pass --compression {others[0]} to detect on them (the "
+                "crops of every quality are cut with the same boxes)" if others else
+                "--ffpp-root must be the folder that holds original_sequences/ and manipulated_sequences/, as FF++'s "
+                "download script writes it")
+        raise FileNotFoundError(f"{ffpp_root}: no {compression} videos of {', '.join(methods)} (looked in "
+                                f"{looked}/, ...); {hint}")
     return chosen
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .fileio import read_json, write_bytes
 
+ROOT = "FaceForensics++"  # --ffpp-root's default in every script: the folder given to FF++'s download script
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 REAL = "real"
 COMPRESSIONS = ("c23", "c40")
@@ -51,6 +52,11 @@ def video_path(root, method, quality, video):
 
 def videos_dir(root, method, quality):
     return video_path(root, method, quality, "x").parent
+
+
+def qualities_on_disk(root, method):
+    """The compressions whose video folder of method exists under an FF++ root."""
+    return [q for q in COMPRESSIONS if videos_dir(root, method, q).is_dir()]
 
 
 def face_dir(face_root, method, quality, video):

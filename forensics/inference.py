@@ -20,9 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from . import faces
+from . import faces, progress
 from .crops import cut
 from .data import rgb_chw, stack_images
 from .fileio import write_bytes, write_image, write_json
@@ -566,7 +565,7 @@ class Report:
 
 
 def run(inputs, scorer, thresholds, settings, out_dir, workers=0, overlay=False, strict=False, meta=None,
-        echo=tqdm.write):
+        echo=progress.write):
     """Score every input, write out_dir/results.json and results.csv (and the overlays) and return a Report.
     A bad input is skipped with one line naming it and the reason, the others go on; strict stops at the first.
     """
@@ -582,7 +581,7 @@ def run(inputs, scorer, thresholds, settings, out_dir, workers=0, overlay=False,
 
     with FaceFinder(settings, workers) as finder:
         ahead = prefetch(map(pass_one, inputs), depth=1)
-        bar = tqdm(total=len(inputs), desc="inputs", unit="input", dynamic_ncols=True, leave=False)
+        bar = progress.bar(total=len(inputs), desc="inputs", unit="input")
         try:
             for item, found, reason in ahead:
                 entry = _score_one(item, found, reason, scorer, thresholds, settings, out_dir, overlay, used)

@@ -89,16 +89,19 @@ class LossWeights:
 
 def detector_losses(out, label, mask, w: LossWeights, critic=None, world=1):
     """All the heads' and tail's terms for one batch of the detector's forward output (on one of `world`
-    DDP processes)."""
-    target = mask_target(mask, out["hq_map"].shape[-2:])
+    DDP processes). mask may be None when w.mask is 0: the mask terms are then left out."""
     terms = {
         "metric_hq": w.metric * metric_loss(out["hq_emb"], label, w.r1, w.r2, w.metric_reduction, world),
         "metric_lq": w.metric * metric_loss(out["lq_emb"], label, w.r1, w.r2, w.metric_reduction, world),
         "pairing": w.pairing * pairing_loss(out["hq_emb"], out["lq_emb"]),
         "attention": w.attention * attention_transfer_loss(out["hq_map"], out["lq_map"]),
-        "mask_hq": w.mask * mask_loss(out["hq_map"], target),
-        "mask_lq": w.mask * mask_loss(out["lq_map"], target),
     }
+    if w.mask:
+        if mask is None:
+            raise ValueError("the mask loss is on (mask weight > 0) but the batch holds no masks")
+        target = mask_target(mask, out["hq_map"].shape[-2:])
+        terms["mask_hq"] = w.mask * mask_loss(out["hq_map"], target)
+        terms["mask_lq"] = w.mask * mask_loss(out["lq_map"], target)
     if w.classifier and "hq_logits" in out:
         terms["cls_hq"] = w.classifier * classification_loss(out["hq_logits"], label)
         terms["cls_lq"] = w.classifier * classification_loss(out["lq_logits"], label)

@@ -8,9 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
-from . import ffpp, packed
+from . import ffpp, packed, progress
 from .fileio import write_json
 
 DONE_MARKER = ".done.json"  # per crop folder, written last: the folder holds every crop its video can give
@@ -39,7 +37,7 @@ class Tally:
         self.videos_skipped += videos
         self.frames_skipped += frames
         if self.echo:
-            tqdm.write(f"skip: {message}", file=sys.stderr)
+            progress.write(f"skip: {message}", file=sys.stderr)
 
     def add(self, other):
         for message in other.skips:
@@ -60,14 +58,14 @@ class Tally:
 
 def pool_map(function, jobs, workers, desc, initializer=None, initargs=()):
     """Results of function over jobs, in any order, on `workers` processes (0: here) with a progress bar."""
-    bar = dict(total=len(jobs), desc=desc, unit="video", file=sys.stderr, dynamic_ncols=True)
+    bar = dict(total=len(jobs), desc=desc, unit="video", leave=True)
     if workers <= 0 or len(jobs) <= 1:
         if initializer:
             initializer(*initargs)
-        yield from tqdm(map(function, jobs), **bar)
+        yield from progress.bar(map(function, jobs), **bar)
         return
     with multiprocessing.Pool(min(workers, len(jobs)), initializer, initargs) as pool:
-        yield from tqdm(pool.imap_unordered(function, jobs), **bar)
+        yield from progress.bar(pool.imap_unordered(function, jobs), **bar)
 
 
 # ----------------------------------------------------------------------------- which videos

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from models.checkpoints import CheckpointError
 
-from . import degrade, ffpp
+from . import degrade, ffpp, progress
 from .data import Frame, index_frames
 from .device import resolve_precision
 from .evaluation import evaluate_subset
@@ -233,7 +232,7 @@ def sweep(checkpoints, ffpp_root, locs_dir, face_root, splits_dir, cache, levels
         val_frames, val_scores = validation(scorer, face_root, splits_dir, val_max_frames, device, batch_size,
                                             workers, precision, notes)
         validated += len(val_frames)
-        for level in tqdm(levels, desc=f"score {scorer.label}", unit="level", file=sys.stderr):
+        for level in progress.bar(levels, desc=f"score {scorer.label}", unit="level", leave=True):
             scores = _score(scorer, degrade.level_root(cache, level), frames, device, batch_size, workers, precision,
                             folder=degrade.CROPS)
             metrics = level_metrics(val_frames, val_scores, frames, scores, scorer.info.get("run_threshold"))

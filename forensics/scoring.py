@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from . import ffpp
-from .data import MAX_BAD_SHARE, FaceFrames, SkippedFrames, crop_path, frame_numbers, index_frames, make_loader, \
-    model_input
+from .data import MAX_BAD_SHARE, EmptySplit, FaceFrames, SkippedFrames, crop_path, frame_numbers, index_frames, \
+    make_loader, model_input
 from .device import autocast, resolve_precision
 from .fileio import write_bytes, write_json
 from .losses import mask_target
 from .metrics import best_threshold
+from .progress import bar
 
 SCORE_COLUMNS = ("split", "method", "video", "frame", "label", "score", "compression")
 
@@ -40,8 +40,8 @@ def score_frames(model, face_root, frames, quality, device, image_size=299, batc
     scores, maps, masks = np.full(len(dataset), np.nan), None, None
     skipped = SkippedFrames(len(dataset))
     try:
-        for batch in tqdm(skipped.batches(loader), total=len(loader), desc=f"score {quality}", disable=not progress,
-                          leave=False):
+        for batch in bar(skipped.batches(loader), total=len(loader), desc=f"score {quality}", unit="batch",
+                         disable=not progress):
             score, attention = score_batch(model, batch.images[folder], quality, device, precision, channels_last)
             rows = batch.index.numpy()
             scores[rows] = score.float().cpu().numpy()
@@ -105,19 +105,31 @@ def _write_mat(path, labels, scores, threshold, maps, masks):
     write_bytes(path, buffer.getvalue())
 
 
+def _without_validation(info):
+    """What eval.py's threshold is when no validation split was scored."""
+    if info.get("run_threshold") is None:
+        return "this checkpoint stores no threshold, so eval.py reports no acc (best_acc is over the test rows)"
+    return f"eval.py takes the threshold train.py stored for this epoch ({info['run_threshold']:.6g}) for acc"
+
+
 def score_splits(model, info, face_root, splits, out, dataset="All", compression="c40", image_size=299,
                  device=torch.device("cpu"), batch_size=128, workers=0, max_frames=140, val_max_frames=140,
                  fmt="csv", precision="auto"):
     """Score the val and test splits with a loaded model (runs.load_model) and write what eval.py reads;
     returns the path of scores.csv. The validation split is scored so that eval.py can choose the
-    decision threshold on it, never on the test split."""
+    decision threshold on it, never on the test split; without validation frames (an empty split file, no
+    crops of it) the test split alone is scored, with a note: eval.py then takes the run's stored threshold."""
     out = Path(out)
     cuda = device.type == "cuda"
     precision = resolve_precision(precision, device)
     split_frames = {}
     if val_max_frames > 0:
-        split_frames["val"] = index_frames(face_root, splits, "val", dataset, val_max_frames, (compression,),
-                                           need_masks=False)
+        try:
+            split_frames["val"] = index_frames(face_root, splits, "val", dataset, val_max_frames, (compression,),
+                                               need_masks=False)
+        except EmptySplit as e:
+            print(f"note: {e}\nnote: the test split alone is scored; {_without_validation(info)} (--val-max-frames 0 "
+                  "skips the validation split without this note)", file=sys.stderr)
     split_frames["test"] = index_frames(face_root, splits, "test", dataset, max_frames, (compression,),
                                         need_masks=False)
     if info["model"] == "xception" and info.get("trained_on") not in (None, compression, "c23+c40"):

@@ -79,6 +79,12 @@ class TrainConfig:
         baseline's own quality."""
         return ffpp.COMPRESSIONS if self.model == "detector" or self.compression == BOTH else (self.compression,)
 
+    @property
+    def reads_masks(self):
+        """Whether training reads mask crops: only the detector's mask loss uses them, so --mask-weight 0
+        trains on a tree without masks."""
+        return self.model == "detector" and self.mask_weight != 0
+
     def loss_weights(self):
         return LossWeights(r1=self.r1, r2=self.r2, metric=self.metric_weight, pairing=self.pairing_weight,
                            attention=self.attention_weight, mask=self.mask_weight,

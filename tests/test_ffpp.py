@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import SHARED
+from conftest import REPO, SHARED, load_script
 from forensics import ffpp
 
 
@@ -40,3 +40,12 @@ def test_a_bad_download_replaces_nothing_and_errors_are_clear(tmp_path):
         ffpp.download_splits(out, url=(tmp_path / "nowhere").as_uri() + "/{}.json")
     with pytest.raises(FileNotFoundError, match="python -m forensics.ffpp"):
         ffpp.read_split(tmp_path / "empty", "test")
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in REPO.glob("*.py") if "ffpp_root=" in p.read_text()))
+def test_every_script_takes_one_ffpp_root_default(script, capsys):
+    main = load_script(script)
+    entry = main.parse_args if hasattr(main, "parse_args") else main.main
+    with pytest.raises(SystemExit):
+        entry(["--help"])
+    assert main.FFPP_ROOT == ffpp.ROOT and f"(default: {ffpp.ROOT})" in " ".join(capsys.readouterr().out.split())

@@ -98,6 +98,17 @@ def test_detector_losses_sum_the_weighted_terms():
     assert total.item() == pytest.approx(sum(t.item() for t in terms.values()))
 
 
+def test_detector_losses_without_the_mask_term_need_no_masks():
+    out = {"hq_emb": torch.randn(4, 8), "lq_emb": torch.randn(4, 8),
+           "hq_map": torch.rand(4, 1, 3, 3), "lq_map": torch.rand(4, 1, 3, 3)}
+    label = torch.tensor([0, 1, 0, 1])
+    total, terms = losses.detector_losses(out, label, None, losses.LossWeights(mask=0.0))
+    assert set(terms) == {"metric_hq", "metric_lq", "pairing", "attention"}
+    assert total.item() == pytest.approx(sum(t.item() for t in terms.values()))
+    with pytest.raises(ValueError, match="no masks"):
+        losses.detector_losses(out, label, None, losses.LossWeights())
+
+
 def _released_total(out, label, target):
     """The released training loss, transcribed from its formulas: each metric term sums the real hinges
     max(0, d - 0.01) and the fake hinges max(0, 18 - d) over the batch, divides each sum by the batch size

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import load_script
 
 from forensics import crops, faces, ffpp, locations, manifest
 from forensics.video import read_frames, reencode, video_info, write_video
@@ -335,6 +336,23 @@ def test_choose_videos_per_method_of_the_split_and_shard(tmp_path):
     assert tally.videos_skipped == 5
     assert faces.choose_videos(root, methods[:2], "c23", None, None, (1, 2), tally) == {
         ffpp.REAL: ["519"], "Deepfakes": ["519_515"]}
+
+
+def test_a_tree_at_another_compression_is_named_not_a_silent_zero(tmp_path):
+    root = tmp_path / "root"
+    _touch(ffpp.video_path(root, ffpp.REAL, "c40", "004"))
+    _touch(ffpp.video_path(root, "Deepfakes", "c40", "004_982"))
+    with pytest.raises(SystemExit) as stop:
+        load_script("detect_faces").main(["--ffpp-root", str(root), "--out", str(tmp_path / "jsons")])
+    assert "no c23 videos of real, Deepfakes" in str(stop.value)
+    assert "the c40 videos are there: pass --compression c40" in str(stop.value)
+    with pytest.raises(FileNotFoundError, match="--ffpp-root must be the folder that holds original_sequences"):
+        faces.choose_videos(tmp_path, (ffpp.REAL,), "c23", None, None, None, manifest.Tally(echo=False))
+    _touch(ffpp.video_path(root, ffpp.REAL, "c23", "004"))  # one method at c23: the other gets a line
+    tally = manifest.Tally(echo=False)
+    assert faces.choose_videos(root, (ffpp.REAL, "Deepfakes"), "c23", None, None, None, tally) == {ffpp.REAL: ["004"]}
+    assert tally.skips == [f"{ffpp.videos_dir(root, 'Deepfakes', 'c23')}: folder not found: Deepfakes c23 videos "
+                           "skipped (c40 videos are there: --compression c40 reads them)"]
 
 
 def test_plan_jobs_adds_the_target_originals_only_to_copy_boxes(tmp_path):

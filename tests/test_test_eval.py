@@ -294,3 +294,45 @@ def test_table_labels_become_plain_folder_names_that_never_collide():
     assert label_folders([".."]) == {"..": "model"}
     with pytest.raises(ValueError, match="'Xception baseline' and 'Xception_baseline' would share"):
         label_folders(["Xception baseline", "Xception_baseline"])
+
+
+class _Brightness(torch.nn.Module):
+    """A stand-in model: its score is the mean pixel, so that scoring needs no network."""
+
+    def score(self, images, quality):
+        return images.float().mean((1, 2, 3)), None
+
+
+def test_an_empty_validation_split_falls_back_to_the_runs_threshold_with_a_note(tiny_tree, tmp_path, capsys):
+    from forensics.scoring import score_splits
+
+    face, splits = tiny_tree
+    empty = tmp_path / "splits"
+    shutil.copytree(splits, empty)
+    (empty / "val.json").write_text("[]")
+    info = {"model": "xception", "trained_on": "c23", "run_threshold": 0.25}
+    path = score_splits(_Brightness(), info, face, empty, tmp_path / "out", "Deepfakes", "c23", SIZE,
+                        max_frames=1, val_max_frames=2)
+    err = capsys.readouterr().err
+    assert "val.json: the val split lists no videos" in err and "--val-max-frames 0" in err and "0.25" in err
+    assert {r["split"] for r in _read_csv(path)} == {"test"}
+    metrics = evaluate(path, plots=False)
+    assert metrics["threshold_source"] == "run" and metrics["threshold"] == 0.25
+
+    score_splits(_Brightness(), dict(info, run_threshold=None), face, empty, tmp_path / "bare", "Deepfakes",
+                 "c23", SIZE, max_frames=1, val_max_frames=2)
+    assert "stores no threshold" in capsys.readouterr().err
+
+
+def test_table_md_says_which_threshold_each_acc_used():
+    from forensics.evaluation import table_markdown
+
+    cell = {"model": "m", "compression": "c23", "trained_on": "c23", "auc": 0.9, "video_auc": 0.95}
+    rows = [dict(cell, dataset="Deepfakes", acc=0.8, threshold_source="val"),
+            dict(cell, dataset="Face2Face", acc=0.7, threshold_source="run"),
+            dict(cell, dataset="All", acc=None, threshold_source=None)]
+    text = table_markdown(rows, [], ["Deepfakes", "Face2Face", "All"], ["c23"])
+    assert "| m | c23 | 80.00 | 90.00 | 95.00 | 70.00\u2020 | 90.00 | 95.00 | n/a\u2021 | 90.00 | 95.00 |" in text
+    assert "\u2020 ACC at the threshold train.py stored" in text and "\u2021 no ACC" in text
+    only_val = table_markdown(rows[:1], [], ["Deepfakes"], ["c23"])
+    assert "\u2020" not in only_val and "\u2021" not in only_val

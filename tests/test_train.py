@@ -12,7 +12,7 @@ import torch
 from conftest import REPO, load_script
 
 from forensics import cli
-from forensics.data import collate, FaceFrames, index_frames
+from forensics.data import collate, EmptySplit, FaceFrames, index_frames
 from forensics.runs import last_complete_epoch
 from forensics.training import TrainConfig, Training
 from models import AntiCompressionDetector
@@ -113,6 +113,59 @@ def test_empty_split_and_missing_mask_are_clear_errors(tiny_tree, tmp_path):
     run = train((broken, splits), tmp_path / "y", "--dataset", "FaceSwap", "--epochs", "1")
     assert run.returncode != 0
     assert "masks/000_001/2.png: mask crop missing" in run.stderr
+
+
+def maskless_tree(root, methods=("Deepfakes",)):
+    """A tiny face tree of one method without its masks/ folders, as FF++ is often downloaded."""
+    from demokit.synthetic import make_face_tree
+
+    face_root, splits = make_face_tree(root, pairs=(1, 1, 1), frames=2, size=64, methods=methods)
+    for method in methods:
+        shutil.rmtree(face_root / method / "masks")
+    return face_root, splits
+
+
+def test_mask_weight_zero_reads_no_masks(tmp_path):
+    face_root, splits = maskless_tree(tmp_path)
+    assert TrainConfig().reads_masks and not TrainConfig(model="xception").reads_masks  # the released default
+    with pytest.raises(FileNotFoundError, match="mask crop missing.*--mask-weight 0"):
+        index_frames(face_root, splits, "train", "Deepfakes", 2, need_masks=TrainConfig().reads_masks)
+    config = TrainConfig(mask_weight=0)
+    assert not config.reads_masks
+    frames = index_frames(face_root, splits, "train", "Deepfakes", 2, need_masks=config.reads_masks)
+    dataset = FaceFrames(face_root, frames, 64, masks=config.reads_masks)
+    assert collate([dataset[i] for i in (0, len(frames) - 1)]).mask is None
+
+
+@pytest.mark.parametrize("have, lack", [("c23", "c40"), ("c40", "c23")])
+def test_a_tree_at_one_quality_names_the_missing_quality_not_missing_fakes(tmp_path, have, lack):
+    face_root, splits = maskless_tree(tmp_path)
+    for method in ("real", "Deepfakes"):
+        shutil.rmtree(face_root / method / lack)
+    with pytest.raises(EmptySplit) as error:
+        index_frames(face_root, splits, "train", "Deepfakes", 2, need_masks=False)
+    message = str(error.value)
+    assert f"crops at {have} but none at {lack}" in message and "no fake frames" not in message
+    assert f"-c {lack}" in message and f"--model xception --compression {have}" in message
+    assert index_frames(face_root, splits, "train", "Deepfakes", 2, (have,), need_masks=False)  # one quality: fine
+
+
+def test_a_split_file_that_lists_no_videos_says_so(tmp_path):
+    face_root, splits = maskless_tree(tmp_path)
+    (splits / "val.json").write_text("[]")
+    with pytest.raises(EmptySplit, match="val.json: the val split lists no videos"):
+        index_frames(face_root, splits, "val", "All", 2, need_masks=False)
+
+
+@pytest.mark.slow
+def test_train_py_with_mask_weight_zero_runs_on_a_tree_without_masks(tmp_path):
+    tree = maskless_tree(tmp_path)
+    run = train(tree, tmp_path / "run", "--dataset", "Deepfakes", "--epochs", "1", "--max-steps", "1",
+                "--mask-weight", "0")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["loss_weights"]["mask"] == 0
+    refused = train(tree, tmp_path / "released", "--dataset", "Deepfakes", "--epochs", "1")
+    assert refused.returncode != 0 and "--mask-weight 0" in refused.stderr
 
 
 @pytest.mark.slow
