@@ -17,12 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.checkpoints import RUN_PARTS, checkpoint_path
+from models.checkpoints import checkpoint_path
 
 from . import ffpp, stats
 from .fileio import read_json, write_bytes
 from .grid import shell_line
-from .runs import checkpoint_files, last_complete_epoch, read_history, run_config
+from .runs import again_flags, best_epoch, checkpoint_files, read_history, run_config, run_parts
 from .training import RELEASED_SETTINGS, as_flags
 
 TEST_METRICS = {"auc": "frame AUC", "video_auc": "video AUC", "acc": "ACC"}  # from eval.py's metrics.json
@@ -171,14 +171,13 @@ class Run:
     def flag(self, name, default=None):
         return flag_values(self.train_flags).get(name, default)
 
+    def settings(self):
+        """This run's train.py flags by config.json's names: {'mask_weight': '0', ...}, as text."""
+        return {name.replace("-", "_"): value for name, value in flag_values(self.train_flags).items()}
+
     def parts(self):
-        """The files one epoch of this run saves (train.py's Training.saved)."""
-        config = run_config(self.out)
-        if config.get("model", self.flag("model", "detector")) == "xception":
-            return ["xception"]
-        extra = [p for p, key in (("classifier", "classifier_weight"), ("critic", "adversarial_weight"))
-                 if float(config.get(key, self.flag(key.replace("_", "-"), 0)))]
-        return [*RUN_PARTS, *extra]
+        """The files one epoch of this run saves."""
+        return run_parts(self.out, self.settings())
 
     def history(self):
         return read_history(self.out)
@@ -187,8 +186,7 @@ class Run:
         return [h["epoch"] for h in self.history()] == list(range(1, self.epochs + 1))
 
     def best_epoch(self):
-        best = self.out / "best.json"
-        return read_json(best, "best epoch")["epoch"] if best.exists() else None
+        return best_epoch(self.out)
 
     def metrics_path(self, compression):
         return self.out / f"test_{compression}" / "metrics.json"
@@ -200,7 +198,7 @@ class Run:
 
     def state(self):
         """done, test (trained, not scored), unscorable (trained, not scored, checkpoints removed), resume,
-        overwrite (checkpoints but no complete epoch) or new."""
+        overwrite (a run's files but no complete epoch) or new."""
         if self.trained():
             if all(self.scored(c) for c in self.variant.compressions):
                 return "done"
@@ -210,9 +208,8 @@ class Run:
         if len(self.history()) > self.epochs:
             raise ValueError(f"{self.out}: holds {len(self.history())} epochs, more than --epochs {self.epochs}; "
                              "pass its number of epochs, or another --out")
-        if last_complete_epoch(self.out, self.parts())[0]:
-            return "resume"
-        return "overwrite" if checkpoint_files(self.out) else "new"
+        again = again_flags(self.out, self.parts())
+        return again[0][2:] if again else "new"
 
     def check(self, names):
         """Refuse to reuse a run whose config.json contradicts the variant's (or the set's) flags."""
@@ -291,10 +288,13 @@ def execute(run, python, repo, keep_checkpoints):
         print(f"{run.name}: trained, but its checkpoints were removed before it was scored: only its validation "
               "figures are reported (delete the folder to train and score it again)", flush=True)
         return None
-    if state == "new" and run.history():
+    if state == "overwrite" and run.history():
         print(f"{run.name}: its {len(run.history())} epochs cannot be resumed (checkpoints removed): trained again "
               "from the start", flush=True)
     run.out.mkdir(parents=True, exist_ok=True)
+    if state in ("new", "overwrite"):  # test figures of an earlier training must not pass for the new one's
+        for c in ffpp.COMPRESSIONS:
+            run.metrics_path(c).unlink(missing_ok=True)
     for step, cmd in run.commands(python, repo):
         log = run.out / f"{step}.log"
         with open(log, "a" if step == "train" else "w") as f:

@@ -1,9 +1,11 @@
-"""Run folders (train.py's) and released checkpoint folders: which epoch, which file, and loading the
-network that scores one compression level."""
+"""Run folders (train.py's) and released checkpoint folders: what a run folder holds (the parts one epoch saves,
+its record, its complete epochs and best epoch), when it may be resumed or overwritten, which epoch and file a
+checkpoint flag names, and loading the network that scores one compression level. train.py, test.py,
+paper_grid.py and experiments.py all decide these here."""
 from pathlib import Path
 
 from models import build_model
-from models.checkpoints import CheckpointError, checkpoint_path, epochs_of, load_part
+from models.checkpoints import RUN_PARTS, CheckpointError, checkpoint_path, epochs_of, load_part
 
 from .fileio import read_json
 
@@ -28,11 +30,11 @@ def resolve_epoch(directory, epoch, part):
     directory = Path(directory)
     found = epochs_of(directory, part)
     if str(epoch) == "best":
-        best = directory / "best.json"
-        if not best.exists():
-            raise CheckpointError(f"{best} not found: --epoch best needs a train.py run; "
+        best = best_epoch(directory)
+        if best is None:
+            raise CheckpointError(f"{directory / 'best.json'} not found: --epoch best needs a train.py run; "
                                   f"pass --epoch N (epochs of {part} here: {found or 'none'})")
-        return int(read_json(best, "best epoch")["epoch"])
+        return best
     if str(epoch) == "last":
         if not found:
             raise CheckpointError(f"{directory}: no {part}_NNNNNN.tar checkpoint; check --checkpoint-dir")
@@ -43,10 +45,30 @@ def resolve_epoch(directory, epoch, part):
         raise ValueError(f"--epoch {epoch!r}: use best, last or an epoch number") from None
 
 
-def last_complete_epoch(directory, parts, before=None):
+RUN_RECORD = ("config.json", "history.json", "best.json")  # what train.py writes beside the checkpoints
+
+
+def epoch_parts(settings):
+    """The files one epoch of a run saves, one module each (Training builds its modules from this list), from
+    its settings (config.json's names, values as saved or as flag text): the baseline's one network; the
+    detector's tail and two heads, with the classifier (a positive weight) and the critic (a weight) when
+    their loss is on."""
+    if settings.get("model", "detector") == "xception":
+        return ["xception"]
+    classifier, adversarial = (float(settings.get(k) or 0) for k in ("classifier_weight", "adversarial_weight"))
+    return [*RUN_PARTS, *(["classifier"] if classifier > 0 else []), *(["critic"] if adversarial else [])]
+
+
+def run_parts(directory, settings=None):
+    """The parts of the run in directory: its config.json's, else those of settings (a run not started yet)."""
+    return epoch_parts(run_config(directory) or settings or {})
+
+
+def last_complete_epoch(directory, parts=None, before=None):
     """(epoch, history up to it) of the newest epoch (below `before`, if given) with every part saved and its
-    history entry written: where --resume continues. (0, []) when there is none."""
+    history entry written: where --resume continues. (0, []) when there is none. parts: the run's own."""
     directory = Path(directory)
+    parts = parts or run_parts(directory)
     done = {h["epoch"] for h in read_history(directory)}
     complete = [e for e in epochs_of(directory, parts[0])
                 if e in done and (before is None or e < before)
@@ -55,7 +77,10 @@ def last_complete_epoch(directory, parts, before=None):
     return epoch, [h for h in read_history(directory) if h["epoch"] <= epoch]
 
 
-RUN_FILES = ("config.json", "history.json", "best.json")
+def best_epoch(directory):
+    """The epoch of best validation AUC that train.py recorded in best.json, or None."""
+    best = Path(directory) / "best.json"
+    return int(read_json(best, "best epoch")["epoch"]) if best.exists() else None
 
 
 def checkpoint_files(directory):
@@ -63,10 +88,42 @@ def checkpoint_files(directory):
     return sorted(p for p in Path(directory).glob("*_*.tar") if p.stem.rsplit("_", 1)[1].isdigit())
 
 
-def clear_run(directory):
-    """Delete a run's checkpoints, its history and TensorBoard logs (train.py --overwrite); nothing else."""
+def run_files(directory):
+    """What makes directory a run's folder: its record (config, history, best epoch) and its checkpoints."""
     directory = Path(directory)
-    for path in checkpoint_files(directory) + [directory / n for n in RUN_FILES]:
+    return [directory / n for n in RUN_RECORD if (directory / n).exists()] + checkpoint_files(directory)
+
+
+def again_flags(directory, parts=None):
+    """The train.py flag that goes on with the run in directory: --resume after a complete epoch, --overwrite
+    when it holds a run but no complete epoch (killed inside its first, or its checkpoints removed)."""
+    if last_complete_epoch(directory, parts)[0]:
+        return ["--resume"]
+    return ["--overwrite"] if run_files(directory) else []
+
+
+def refuse_another_run(directory):
+    """Stop a fresh start in a folder that holds a run (train.py without --resume or --overwrite): its record
+    would be replaced and its checkpoints mixed with the new run's."""
+    found = run_files(directory)
+    if found:
+        what = "checkpoints" if checkpoint_files(directory) else "record"
+        raise SystemExit(f"{directory} holds another run's {what} ({', '.join(p.name for p in found[:3])}"
+                         f"{', ...' if len(found) > 3 else ''}): pass --resume to continue it, --overwrite to start "
+                         "over (its checkpoints, history and logs are deleted), or another --out")
+
+
+def check_resume(directory, settings):
+    """Stop a --resume that has nothing to continue, before any data is read."""
+    if not last_complete_epoch(directory, epoch_parts(settings))[0]:
+        raise SystemExit(f"--resume: {directory} holds no complete epoch; " +
+                         ("start over with --overwrite" if run_files(directory) else "start without --resume"))
+
+
+def clear_run(directory):
+    """Delete a run's checkpoints, its record and TensorBoard logs (train.py --overwrite); nothing else."""
+    directory = Path(directory)
+    for path in run_files(directory):
         path.unlink(missing_ok=True)
     for path in sorted((directory / "tensorboard").glob("events.out.tfevents.*")):
         path.unlink()

@@ -433,6 +433,46 @@ def test_printed_commands_quote_paths_with_spaces(tmp_path):
     assert shlex.split(command)[-1] == str(tmp_path / "my splits")
 
 
+# ----------------------------------------------------------------------- run folders: nothing merged, nothing stale
+
+def _record(folder, epochs=1, **config):
+    """A run folder as experiments.py leaves a scored run: its record (config, history, best epoch), no checkpoints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model": "detector", "lr": 1e-4, "seed": 0, **config}))
+    (folder / "history.json").write_text(json.dumps([{"epoch": e, "val_auc": 0.7} for e in range(1, epochs + 1)]))
+    (folder / "best.json").write_text(json.dumps({"epoch": 1, "val_auc": 0.7}))
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_folder_holding_a_run_record_is_refused_and_the_runners_overwrite_it(tmp_path):
+    from forensics import experiments, grid, runs
+
+    out = tmp_path / "method_seed0"
+    before = _record(out)
+    with pytest.raises(SystemExit, match=re.escape(f"{out} holds another run's record (config.json, history.json, "
+                                                   "best.json): pass --resume to continue it, --overwrite")):
+        load_script("train").main(["--out", str(out), "--face-root", str(tmp_path / "none"), "--device", "cpu"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(SystemExit, match="holds no complete epoch; start over with --overwrite"):
+        load_script("train").main(["--out", str(out), "--face-root", str(tmp_path / "none"), "--device", "cpu",
+                                   "--resume"])
+    # paper_grid and experiments start such a folder over with --overwrite, not as a new run that train.py refuses
+    assert grid.command(grid.GridRun("method", "All", None, out, 2), [], python="python")[-1] == "--overwrite"
+    run, = experiments.plan([experiments.Variant("method")], [0], tmp_path, 2, [], [])
+    assert run.state() == "overwrite" and run.commands()[0][1][-1] == "--overwrite"
+    # the new training's figures are never paired with the old one's test metrics
+    (out / "test_c40").mkdir()
+    (out / "test_c40" / "metrics.json").write_text(json.dumps({"epoch": 1, "auc": 0.9}))
+    ran = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiments.subprocess, "run", lambda cmd, **_: ran.append(cmd) or subprocess.CompletedProcess(
+            cmd, 1))
+        assert "train.py exited with 1" in experiments.execute(run, "python", tmp_path, False)
+    assert ran[0][-1] == "--overwrite" and not (out / "test_c40" / "metrics.json").exists()
+    runs.clear_run(out)
+    assert runs.run_files(out) == [] and sorted(p.name for p in out.iterdir()) == ["test_c40", "train.log"]
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
