@@ -134,7 +134,7 @@ def main(argv=None):
     out = Path(config.out)
     main_process = rank == 0
     if config.resume:
-        check_resume(out, dataclasses.asdict(config))
+        check_resume(out, dict(dataclasses.asdict(config), world_size=world))
     elif not config.overwrite:
         refuse_another_run(out)
 

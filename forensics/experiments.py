@@ -5,8 +5,9 @@ variants (the same seed gives both the same data order and the same initial weig
 
 A run lives in OUT/<variant>_seed<N>; its state is read from its files, so an interrupted experiment goes on
 where it stopped and seeds can be added later: scored at both compressions (at its best epoch) = done; all
-epochs trained = scored only; some epochs complete = train.py --resume; checkpoints but no complete epoch =
-train.py --overwrite."""
+epochs trained = scored only; some epochs complete = train.py --resume; a run's files but no complete epoch =
+train.py --overwrite. A run is reused only if its config.json holds the settings asked for (runs.py compares
+them), so runs that differ are never merged."""
 import csv
 import io
 import re
@@ -14,7 +15,7 @@ import shlex
 import statistics
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from models.checkpoints import checkpoint_path
@@ -22,8 +23,9 @@ from models.checkpoints import checkpoint_path
 from . import ffpp, stats
 from .fileio import read_json, write_bytes
 from .grid import shell_line
-from .runs import again_flags, best_epoch, checkpoint_files, read_history, run_config, run_parts
-from .training import RELEASED_SETTINGS, as_flags
+from .runs import again_flags, best_epoch, checkpoint_files, read_history, run_config, run_parts, \
+    setting_differences
+from .training import RELEASED_SETTINGS, TrainConfig, as_flags
 
 TEST_METRICS = {"auc": "frame AUC", "video_auc": "video AUC", "acc": "ACC"}  # from eval.py's metrics.json
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant name is part of a folder name
@@ -132,24 +134,6 @@ def flag_values(flags):
     return values
 
 
-def conflicts(config, flags, names):
-    """The named flags whose value the run's config.json contradicts (a variant redefined under an old name)."""
-    found = []
-    for name in names:
-        value, key = flags.get(name), name.replace("-", "_")
-        if key not in config or value in (None, True, "auto"):
-            continue
-        have = config[key]
-        try:
-            want = value == "on" if isinstance(have, bool) else type(have)(value) if isinstance(
-                have, (int, float)) else value
-        except ValueError:
-            continue
-        if want != have:
-            found.append(f"--{name} {value} (the run has {have})")
-    return found
-
-
 @dataclass
 class Run:
     """One (variant, seed): its folder, its train.py flags and how it is tested."""
@@ -211,14 +195,15 @@ class Run:
         again = again_flags(self.out, self.parts())
         return again[0][2:] if again else "new"
 
-    def check(self, names):
-        """Refuse to reuse a run whose config.json contradicts the variant's (or the set's) flags."""
-        config = run_config(self.out)
-        found = conflicts(config, flag_values(self.train_flags), names) if config else []
+    def check(self):
+        """Refuse to reuse a run whose config.json differs from what this run's flags (over train.py's defaults)
+        ask for: the same folder name with another --lr, --image-size or variant definition is another run."""
+        wanted = {**asdict(TrainConfig()), **self.settings()}
+        found = setting_differences(run_config(self.out), wanted)
         if found:
-            raise ValueError(f"{self.out}: trained with other settings than variant {self.variant.name} asks: "
-                             f"{', '.join(found)}. A name stands for its flags: give the variant a new name, or "
-                             "use another --out")
+            raise ValueError(f"{self.out}: trained with other settings than variant {self.variant.name} asks for "
+                             f"here: {', '.join(found)}. Runs with other settings are not merged: pass the settings "
+                             "it was trained with, give the variant a new name, or use another --out")
 
     def commands(self, python="python", repo=None):
         """The commands that finish this run from its state, as (log name, command)."""
@@ -265,10 +250,6 @@ def plan(variants, seeds, out, epochs, train_args, test_args):
     """Every (variant, seed), seed by seed, so the pairs of a seed finish together."""
     return [Run(v, s, Path(out) / f"{v.name}_seed{s}", epochs, list(train_args), list(test_args))
             for s in seeds for v in variants]
-
-
-def checked_names(set_flags, variant):
-    return [n for n in flag_values([*set_flags, *variant.flags]) if n not in ("out", "seed")] + ["seed"]
 
 
 def print_line(run, python="python"):

@@ -113,8 +113,51 @@ def refuse_another_run(directory):
                          "over (its checkpoints, history and logs are deleted), or another --out")
 
 
+# How a run is carried out, not what it computes: these may change between the sessions of one run (a resume on
+# another machine, or with more epochs) and between the calls of an experiment, and are not compared; nor are
+# the facts train.py records beside the settings.
+NOT_COMPARED = ("out", "device", "workers", "log_every", "strict", "verify", "resume", "overwrite", "epochs",
+                "train_frames", "val_frames", "torch", "loss_weights")
+
+
+def _same(saved, wanted):
+    """Whether a wanted value (typed, or a flag's text) is the saved one, compared as the saved type."""
+    try:
+        if isinstance(saved, bool):
+            return saved == (wanted if isinstance(wanted, bool) else wanted == "on")
+        if isinstance(saved, (int, float)):
+            return float(saved) == float(wanted)
+    except (TypeError, ValueError):
+        return False
+    return saved == wanted or (saved is not None and str(saved) == str(wanted))
+
+
+def _text(value):
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
+def _difference(name, saved, wanted):
+    if name == "world_size":
+        return f"{wanted} processes (the run had {saved})"
+    return f"--{name.replace('_', '-')} {_text(wanted)} (the run has {_text(saved)})"
+
+
+def setting_differences(saved, wanted):
+    """The settings of wanted (config.json's names; values typed, or as flag text) that a run's saved config.json
+    contradicts, each as '--lr 0.0003 (the run has 0.0001)'. A wanted 'auto' (the machine's choice) and a setting
+    the saved config does not record (a run from before it existed) are not compared."""
+    return [_difference(k, saved[k], v) for k, v in wanted.items()
+            if k in saved and k not in NOT_COMPARED and v != "auto" and not _same(saved[k], v)]
+
+
 def check_resume(directory, settings):
-    """Stop a --resume that has nothing to continue, before any data is read."""
+    """Stop a --resume that has nothing to continue, or whose settings are not the run's (a changed --lr would
+    act on the restored optimiser unrecorded), before any data is read."""
+    changed = setting_differences(run_config(directory), settings)
+    if changed:
+        raise SystemExit(f"--resume: {directory} was trained with other settings: {', '.join(changed)}. Resume "
+                         "with the run's own settings (its config.json), start over with --overwrite, or use "
+                         "another --out")
     if not last_complete_epoch(directory, epoch_parts(settings))[0]:
         raise SystemExit(f"--resume: {directory} holds no complete epoch; " +
                          ("start over with --overwrite" if run_files(directory) else "start without --resume"))

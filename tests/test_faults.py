@@ -473,6 +473,36 @@ def test_a_folder_holding_a_run_record_is_refused_and_the_runners_overwrite_it(t
     assert runs.run_files(out) == [] and sorted(p.name for p in out.iterdir()) == ["test_c40", "train.log"]
 
 
+def test_a_resume_or_a_reuse_with_other_settings_is_refused_naming_each(tmp_path):
+    import dataclasses
+
+    from forensics import experiments
+    from forensics.training import TrainConfig
+
+    out = tmp_path / "run"
+    saved = dataclasses.asdict(TrainConfig(out=str(out), device="cpu").resolved(torch.device("cpu")))
+    _record(out, **saved, world_size=1, train_frames=64, torch=torch.__version__)
+    train = load_script("train")
+    args = ["--out", str(out), "--device", "cpu", "--resume", "--workers", "3", "--epochs", "30"]
+    with pytest.raises(SystemExit, match=re.escape(
+            f"--resume: {out} was trained with other settings: --lr 0.0003 (the run has 0.0001), --mask-weight 0.0 "
+            "(the run has 1.0), --channels-last on (the run has off). Resume with the run's own settings")):
+        train.main([*args, "--lr", "3e-4", "--mask-weight", "0", "--channels-last", "on"])
+    # the run's own settings pass (workers, epochs and device may change): the next check is its epochs
+    with pytest.raises(SystemExit, match="holds no complete epoch"):
+        train.main(args)
+    # experiments.py reuses a finished run only if its whole config.json is what the experiment asks for
+    run, = experiments.plan([experiments.Variant("method")], [0], tmp_path, 1, ["--lr", "1e-4"], [])
+    shutil.copytree(out, run.out)
+    run.check()
+    run, = experiments.plan([experiments.Variant("method", ("--pairing-weight", "0.2"))], [0], tmp_path, 1,
+                            ["--lr", "3e-4", "--image-size", "128"], [])
+    with pytest.raises(ValueError, match=re.escape(
+            "trained with other settings than variant method asks for here: --image-size 128 (the run has 299), "
+            "--lr 3e-4 (the run has 0.0001). Runs with other settings are not merged")):
+        run.check()
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
