@@ -226,8 +226,9 @@ def _cut_levels(job, todo):
 
 
 def crop_levels(job):
-    """Encode (or take from the cache) and cut one video at every level; problems become skip lines of
-    the result, never exceptions, and leave the video out of the sweep."""
+    """Encode (or take from the cache) and cut one video at every level; problems of the video become skip
+    lines of the result and leave it out of the sweep. An OSError is the cache's (a full disk: every video
+    after it would fail alike) and stops the sweep, naming the file, so no partial sweep passes for a whole."""
     tally = Tally(echo=False)
     stamp = {**crop_stamp(job.boxes, job.size), "source": job.source_quality}
     done = {level: finished_crops(job.crop_dir(level), stamp) for level in job.levels}
@@ -249,7 +250,7 @@ def crop_levels(job):
         paths = {level.name: encoded_path(job.cache, job.source_quality, level, job.method, job.video)
                  for level in job.levels if level.kind in CODECS}
         kbps = {level_name: bitrate_kbps(path) for level_name, path in paths.items() if path.is_file()}
-    except (VideoError, ValueError, OSError) as e:
+    except (VideoError, ValueError) as e:
         tally.skip(f"{e}: {name} left out of the sweep at every level", videos=1, frames=len(job.boxes))
         return VideoResult(job.method, job.video, {}, {}, tally, failed=True)
     common = sorted(set.intersection(*(set(f) for f in frames.values())))

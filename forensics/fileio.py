@@ -36,14 +36,14 @@ def _atomic(path, write, suffix="", by_name=False):
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except OSError as e:
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
-def _write_error(path, error):
+def write_error(path, error):
     """The same kind of OSError, saying which file could not be written and what to do."""
     what = error.strerror or str(error)
     hint = ("free some space there" if error.errno == errno.ENOSPC else

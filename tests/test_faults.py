@@ -503,6 +503,41 @@ def test_a_resume_or_a_reuse_with_other_settings_is_refused_naming_each(tmp_path
         run.check()
 
 
+def _sweep_tree(root):
+    """The smallest tree a robustness sweep reads: one real and one fake test video (3 frames), their boxes and
+    splits, and a checkpoint folder."""
+    from forensics.locations import write_locs
+
+    (root / "jsons").mkdir(parents=True)
+    (root / "jsons" / "test.json").write_text(json.dumps([["000", "001"]]))
+    for method, video in ((ffpp.REAL, "000"), ("Deepfakes", "000_001")):
+        _noise_video(ffpp.video_path(root / "ffpp", method, "c23", video), 3)
+        write_locs(root / "jsons", method, {video: {i: [0, 0, 40] for i in range(3)}})
+    (root / "run").mkdir()
+    return ["--ffpp-root", str(root / "ffpp"), "--locs", str(root / "jsons"), "--splits", str(root / "jsons"),
+            "--checkpoint", f"m={root / 'run'}", "--crf", "23", "--workers", "0", "--device", "cpu",
+            "--image-size", "32"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_a_full_cache_disk_stops_the_sweep_naming_the_disk_not_the_source(tmp_path, monkeypatch):
+    from forensics import video
+
+    real = video.ffmpeg_exe()
+    full = tmp_path / "ffmpeg_on_a_full_disk"  # the real ffmpeg, its output sent to a full device
+    full.write_text(f"#!{sys.executable}\nimport os, sys\n"
+                    f"os.execv({real!r}, [{real!r}, *sys.argv[1:-1], '-f', 'mp4', '/dev/full'])\n")
+    full.chmod(0o755)
+    args = _sweep_tree(tmp_path)
+    monkeypatch.setattr(video, "ffmpeg_exe", lambda: str(full))
+    out = tmp_path / "out"
+    encode = out / "cache" / "videos" / "c23" / "h264_crf23" / ffpp.REAL / "000.mp4"
+    with pytest.raises(SystemExit, match=re.escape(f"robustness.py: [Errno 28] {encode}: cannot write (No space "
+                                                   "left on device); free some space there, then rerun")):
+        load_script("robustness").main([*args, "--out", str(out)])
+    assert not [p for p in out.rglob("*") if p.is_file() and "robustness" in p.name]
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
