@@ -538,6 +538,25 @@ def test_a_full_cache_disk_stops_the_sweep_naming_the_disk_not_the_source(tmp_pa
     assert not [p for p in out.rglob("*") if p.is_file() and "robustness" in p.name]
 
 
+def test_a_damaged_cached_encode_is_encoded_again(tmp_path):
+    from forensics import degrade
+
+    source = _noise_video(tmp_path / "c23.mp4", 3)
+    levels = tuple(degrade.ladder((23,)))
+    job = degrade.VideoJob(ffpp.REAL, "004", "c23", source, {i: [0, 0, 40] for i in range(3)}, levels,
+                           tmp_path / "cache", 32)
+    first = degrade.crop_levels(job)
+    encode = degrade.encoded_path(job.cache, "c23", levels[1], ffpp.REAL, "004")
+    whole = encode.read_bytes()
+    encode.write_bytes(whole[:len(whole) // 2])  # truncated in the cache, its crops still finished
+    again = degrade.crop_levels(job)
+    assert not again.failed and not again.tally.skips and again.frames == first.frames
+    assert encode.read_bytes() == whole and again.kbps == first.kbps
+    encode.write_bytes(whole[:100])  # and with its crops to cut again
+    shutil.rmtree(job.crop_dir(levels[1]))
+    assert not degrade.crop_levels(job).failed and encode.read_bytes() == whole
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
