@@ -557,6 +557,49 @@ def test_a_damaged_cached_encode_is_encoded_again(tmp_path):
     assert not degrade.crop_levels(job).failed and encode.read_bytes() == whole
 
 
+class _ScaledScore(_MeanScore):
+    """Another 'epoch' of the stand-in: other scores and other maps."""
+
+    def score(self, x, quality):
+        score, attention = super().score(x, quality)
+        return score * 2, attention * 2
+
+
+def test_test_py_writes_its_files_as_one_set_and_eval_refuses_a_mixed_one(tree, tmp_path, monkeypatch):
+    from forensics import scoring
+
+    face, splits = tree
+    out = tmp_path / "out"
+    info = {"model": "detector", "trained_on": "c23+c40", "run_threshold": None, "epoch": 1}
+    scoring.score_splits(_MeanScore(), info, face, splits, out, image_size=64)
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(old) == {"scores.csv", "maps.npy", "masks.npy", "meta.json"}
+    real_write = scoring.write_bytes
+
+    def full_at_scores(path, data):
+        if path.name == "scores.csv":
+            raise OSError(errno.ENOSPC, f"{path}: cannot write")
+        return real_write(path, data)
+
+    monkeypatch.setattr(scoring, "write_bytes", full_at_scores)
+    with pytest.raises(OSError):
+        scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face, splits, out, image_size=64)
+    monkeypatch.undo()
+    assert not (out / "scores.csv").exists()  # the new maps are there, but no scores to pair them with
+    with pytest.raises(FileNotFoundError, match="scores file not found"):
+        evaluate(out / "scores.csv", plots=False)
+    # the old epoch's scores put back beside the new maps and meta.json: refused, not a wrong mask accuracy
+    (out / "scores.csv").write_bytes(old["scores.csv"])
+    with pytest.raises(ValueError, match=r"meta\.json: written with another scores\.csv"):
+        evaluate(out / "scores.csv", plots=False)
+    (out / "meta.json").write_bytes(old["meta.json"])
+    with pytest.raises(ValueError, match=r"maps\.npy: not the file test\.py wrote beside .*the files come from "
+                                         "different test.py runs"):
+        evaluate(out / "scores.csv", plots=False)
+    scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face, splits, out, image_size=64)
+    assert evaluate(out / "scores.csv", plots=False)["epoch"] == 2
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
