@@ -600,6 +600,33 @@ def test_test_py_writes_its_files_as_one_set_and_eval_refuses_a_mixed_one(tree, 
     assert evaluate(out / "scores.csv", plots=False)["epoch"] == 2
 
 
+def test_links_out_of_the_crop_tree_are_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "004").mkdir(parents=True)
+    (outside / "004" / "7.png").write_bytes(b"the user's")  # a name the crop step writes and cleans up
+    (outside / "NeuralTextures").mkdir()
+    root, locs_dir, face = tmp_path / "root", tmp_path / "jsons", tmp_path / "face"
+    locs_dir.mkdir()
+    for method, video in ((ffpp.REAL, "004"), ("Deepfakes", "004_005")):
+        for quality in ("c23", "c40"):
+            _noise_video(ffpp.video_path(root, method, quality, video), 3)
+        (locs_dir / f"dlib_{method}.json").write_text(json.dumps({video: {str(i): [0, 0, 40] for i in range(3)}}))
+    link = ffpp.face_dir(face, ffpp.REAL, "c23", "004")
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside / "004")
+    (face / "Deepfakes").symlink_to(outside / "NeuralTextures")  # a method folder linked out
+    before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    tally = crops.create_faces(root, locs_dir, face, methods=(ffpp.REAL, "Deepfakes"), masks=False, image_size=16)
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in ffpp.face_dir(face, ffpp.REAL, "c40", "004").iterdir()) == [
+        manifest.DONE_MARKER, "0.png", "1.png", "2.png"]
+    assert tally.skips == [f"{link}: a link takes it out of the crop tree (to {outside / '004'}): c23 crops of real "
+                           f"004 skipped; crops are written only inside {face} (replace the link by a folder)"] + [
+        f"{ffpp.face_dir(face, 'Deepfakes', q, '004_005')}: a link takes it out of the crop tree (to "
+        f"{outside / 'NeuralTextures' / q / '004_005'}): {q} crops of Deepfakes 004_005 skipped; crops are written "
+        f"only inside {face} (replace the link by a folder)" for q in ("c23", "c40")]
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
