@@ -1,4 +1,5 @@
-"""Atomic writes: a crash or a full disk never leaves a half-written file under the final name."""
+"""Atomic writes: a crash or a full disk never leaves a half-written file under the final name; and reading
+images and JSON with errors that name the file."""
 import errno
 import json
 import os
@@ -107,6 +108,15 @@ def check_writable(folder, flag="--out"):
         raise type(e)(e.errno, f"{folder}: cannot write there ({e.strerror or e}); check the path and its "
                                f"permissions, or pick another {flag}") from None
     return folder
+
+
+def imread(path, flags=cv2.IMREAD_COLOR):
+    """cv2.imread, None for every file it cannot decode: also one whose header claims more pixels than OpenCV
+    allows (a 69-byte PNG can claim 50000x50000), where imread raises cv2.error instead of returning None."""
+    try:
+        return cv2.imread(str(path), flags)
+    except cv2.error:
+        return None
 
 
 def read_json(path, what="JSON file"):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import faces
 from .crops import cut
 from .data import rgb_chw, stack_images
-from .fileio import write_bytes, write_image, write_json
+from .fileio import imread, write_bytes, write_image, write_json
 from .overlay import draw_faces, score_plot
 from .runs import load_model, run_threshold
 from .scoring import score_batch
@@ -248,7 +248,7 @@ class FaceFinder:
 
 def read_still(path):
     """An image as BGR (grey and alpha dropped as OpenCV reads them), or Skip."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise Skip("cannot be read as an image (corrupt, or not an image)")
     return image

@@ -627,6 +627,43 @@ def test_links_out_of_the_crop_tree_are_not_followed(tmp_path):
         f"only inside {face} (replace the link by a folder)" for q in ("c23", "c40")]
 
 
+def _huge_png(side=50000):
+    """A 69-byte PNG whose header claims side x side pixels: more than OpenCV and PIL agree to decode."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4)) + \
+        chunk(b"IEND", b"")
+
+
+def test_an_image_whose_header_claims_a_huge_size_costs_only_itself_with_a_line(tree, tmp_path, monkeypatch, capfd):
+    from forensics import inference, packed
+
+    face, splits = tree
+    frames = data.index_frames(face, splits, "train", "Deepfakes")
+    bad = frames[5]
+    folder = ffpp.face_dir(face, bad.method, "c40", bad.video)
+    path = folder / f"{bad.frame}.png"
+    path.write_bytes(_huge_png())
+    assert len(_huge_png()) == 69
+    for decoder in data.DECODERS:  # train.py's and test.py's loaders
+        assert data.FaceFrames(face, frames, 64, decoder=decoder)[5] is None
+        assert f"skip: {path}: cannot read this image" in capfd.readouterr().err
+    monkeypatch.setattr(data, "MAX_BAD_SHARE", 0.1)
+    assert bad not in data.index_frames(face, splits, "train", "Deepfakes", verify=True)
+    assert f"skip: {path}: does not decode: frame left out" in capfd.readouterr().err
+    manifest.mark_finished(folder, {}, [0, 1, 2])  # create_faces --verify redoes the folder
+    assert manifest.finished_crops(folder, {}) and manifest.finished_crops(folder, {}, verify=True) is None
+    with pytest.raises(OSError, match=re.escape(f"{path}: cannot read this crop")):
+        packed.pack_folder(folder, tmp_path / "pack", grey=False)
+    with pytest.raises(inference.Skip, match="cannot be read as an image"):  # detect.py: a line, then the next file
+        inference.read_still(path)
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
