@@ -664,6 +664,15 @@ def test_an_image_whose_header_claims_a_huge_size_costs_only_itself_with_a_line(
         inference.read_still(path)
 
 
+def test_detect_checks_its_out_before_scoring_anything(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    refusal = r"detect\.py: \[Errno 20\] " + re.escape(f"{blocked / 'out'}: cannot write there")
+    with pytest.raises(SystemExit, match=refusal):  # the checkpoint is missing too: the --out is found first
+        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "no_run"), "--out",
+                                    str(blocked / "out")])
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
