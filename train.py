@@ -33,6 +33,7 @@ from forensics.training import (
     validate,
 )
 from models import TAIL_BATCHES
+from models.checkpoints import CheckpointError
 
 # data
 FACE_ROOT = "face"
@@ -232,5 +233,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, OSError) as e:  # their messages name the file and what to do
+    except (DataError, OSError, ValueError, CheckpointError) as e:  # their messages name the file and what to do
         raise SystemExit(f"train.py: {e}") from None

@@ -83,17 +83,16 @@ def write_npy(path, array: np.ndarray):
 
 
 def write_torch(path, obj):
-    """torch.save through the atomic write; its failures (a RuntimeError from PyTorch's writer on a full disk)
-    become the OSError that names the file."""
+    """torch.save through the atomic write. It serialises into memory first and then writes the bytes, so
+    that a full disk is the OSError (ENOSPC) of that write, naming the file and the full disk, not the
+    RuntimeError of PyTorch's writer ('unexpected pos')."""
+    import io
+
     import torch
 
-    def save(f):
-        try:
-            torch.save(obj, f)
-        except RuntimeError as e:
-            raise OSError(errno.EIO, f"PyTorch's writer failed: {str(e).splitlines()[0]}") from None
-
-    return _atomic(path, save)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return _atomic(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def check_writable(folder, flag="--out"):

@@ -37,7 +37,8 @@ def resolve_epoch(directory, epoch, part):
         return best
     if str(epoch) == "last":
         if not found:
-            raise CheckpointError(f"{directory}: no {part}_NNNNNN.tar checkpoint; check --checkpoint-dir")
+            raise CheckpointError(f"{directory}: no {part}_NNNNNN.tar checkpoint: not a train.py run or a folder "
+                                  "of released checkpoints")
         return found[-1]
     try:
         return int(epoch)
@@ -177,7 +178,7 @@ def _need(directory, part, epoch):
     if not path.is_file():
         raise CheckpointError(f"{path}: {part} checkpoint not found; {directory} holds {part} epochs "
                               f"{epochs_of(directory, part) or 'none'}: pass one of them as --epoch, "
-                              "or check --checkpoint-dir")
+                              "or check the checkpoint folder")
     return path
 
 
@@ -197,8 +198,8 @@ def load_model(directory, epoch="best", compression="c40", model="auto"):
     no HQ head). model 'auto' takes the run's config.json, else what the folder's files say."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: checkpoint folder not found; pass --checkpoint-dir DIR "
-                                "(a train.py run, or a folder of released head_N.tar and tail_N.tar)")
+        raise FileNotFoundError(f"{directory}: checkpoint folder not found; pass the folder of a train.py run, "
+                                "or of released head_N.tar and tail_N.tar files")
     config = run_config(directory)
     if model == "auto":
         model = config.get("model") or ("xception" if epochs_of(directory, "xception") and not
@@ -219,7 +220,7 @@ def load_model(directory, epoch="best", compression="c40", model="auto"):
                 f"{directory}: no {' or '.join(h.name for h in heads)} for {compression} at epoch {epoch}"
                 + ("; released folders hold only the LQ head (head_N.tar): test them at --compression c40"
                    if compression == "c23" and epochs_of(directory, "head")
-                   else "; check --checkpoint-dir and --epoch"))
+                   else "; check the checkpoint folder and --epoch"))
         load_part(net.tail, tail)
         load_part(net.head(compression), head)
         trained_on = "c23+c40"

@@ -673,6 +673,69 @@ def test_detect_checks_its_out_before_scoring_anything(tmp_path):
                                     str(blocked / "out")])
 
 
+def _run_main(script, *args):
+    """A script run as `python script.py args` in this process, through its __main__ block."""
+    import runpy
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(REPO / f"{script}.py"), *map(str, args)])
+        runpy.run_path(str(REPO / f"{script}.py"), run_name="__main__")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_errors_name_the_file_the_full_disk_and_the_right_flag(tree, tmp_path, monkeypatch, capsys):
+    # detect_faces' progress file on a full disk
+    log = faces.DetectionLog(tmp_path, None, {}, ("hog", 0, 640))
+    log.resume([])
+    log._file.close()
+    log._file = open("/dev/full", "a")
+    log._keys = {("real", "004"): "k"}
+    with pytest.raises(OSError, match=re.escape(f"{log.path}: cannot write (No space left on device); free some "
+                                                "space there")):
+        log.add("real", "004", faces.VideoBoxes({}, [], 0, 0))
+    # a checkpoint on a full disk: the disk is named, not PyTorch's 'unexpected pos'
+    def full(fd, mode):
+        os.close(fd)
+        return open("/dev/full", mode)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fileio.os, "fdopen", full)
+        with pytest.raises(OSError, match=re.escape(f"{tmp_path / 'tail_000001.tar'}: cannot write (No space left "
+                                                    "on device); free some space there")):
+            save_part(tmp_path / "tail_000001.tar", torch.nn.Linear(64, 64))
+    # robustness.py: an unwritable --out, and --max-frames 0
+    args = _sweep_tree(tmp_path / "sweep")
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    with pytest.raises(SystemExit, match=re.escape(f"{blocked / 'out'}: cannot write there")):
+        load_script("robustness").main([*args, "--out", str(blocked / "out")])
+    with pytest.raises(SystemExit):
+        load_script("robustness").main([*args, "--max-frames", "0"])
+    assert "--max-frames 0: the sweep needs at least the first frame of each video" in capsys.readouterr().err
+    # train.py: a bad split file and a refused --pretrained are a line, not a traceback
+    face, splits = tree
+    bad_splits = tmp_path / "splits"
+    shutil.copytree(splits, bad_splits)
+    (bad_splits / "train.json").write_text(json.dumps([["000", "../x"]]))
+    with pytest.raises(SystemExit, match=re.escape(f"train.py: {bad_splits / 'train.json'}: video id '../x' is not "
+                                                   "a plain name")):
+        _run_main("train", "--face-root", face, "--splits", bad_splits, "--out", tmp_path / "run", "--device", "cpu")
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, ("true",)
+
+    torch.save({"net": RunsCode()}, tmp_path / "xception.pth")
+    with pytest.raises(SystemExit, match=re.escape(f"train.py: {tmp_path / 'xception.pth'}: refused")):
+        _run_main("train", "--face-root", face, "--splits", splits, "--out", tmp_path / "run", "--device", "cpu",
+                  "--pretrained", tmp_path / "xception.pth", "--workers", "0", "--model", "xception")
+    # detect.py's messages name its own flag (--checkpoint), or none, never test.py's --checkpoint-dir
+    with pytest.raises(SystemExit) as missing:
+        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "no_run"), "--out",
+                                    str(tmp_path / "detected")])
+    assert f"{tmp_path / 'no_run'}: checkpoint folder not found" in str(missing.value)
+    assert "--checkpoint-dir" not in str(missing.value)
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
