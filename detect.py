@@ -99,7 +99,7 @@ def main(argv=None):
     for head, threshold in thresholds.items():
         value = "no verdict" if threshold.value is None else f"{threshold.value:.6g}"
         print(f"threshold {head}: {value} ({threshold.source})")
-    inputs, ignored = inference.gather_inputs(args.paths, args.recursive)
+    inputs, ignored = inference.gather_inputs(args.paths, args.recursive, out=args.out)
     if ignored:
         print(f"ignored {len(ignored)} files that are not videos or images by their suffix (e.g. {ignored[0]})")
     if not inputs:

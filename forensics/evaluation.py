@@ -62,6 +62,11 @@ def read_scores(path):
                 "the file is corrupt; rerun test.py")
     _check_rows(path, data, ~np.isfinite(data["score"]), "scores are NaN or infinite",
                 "the checkpoint gives NaN (diverged training?) or the file was edited; test another epoch")
+    keys = np.array(["\t".join(map(str, k)) for k in zip(data["split"], data["method"], data["video"], data["frame"])])
+    repeated = np.ones(len(keys), bool)
+    repeated[np.unique(keys, return_index=True)[1]] = False  # each key's first row is not a repeat
+    _check_rows(path, data, repeated, "a frame already scored in an earlier row (same split, method, video, frame)",
+                "the file joins the rows of several runs; evaluate each test.py output on its own")
     return data
 
 

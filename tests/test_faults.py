@@ -736,6 +736,26 @@ def test_errors_name_the_file_the_full_disk_and_the_right_flag(tree, tmp_path, m
     assert "--checkpoint-dir" not in str(missing.value)
 
 
+def test_detect_leaves_its_own_outputs_out_and_eval_refuses_duplicate_rows(tmp_path):
+    from forensics import inference
+
+    media = tmp_path / "media"
+    _noise_video(media / "clip.mp4", 2)
+    (media / "out").mkdir()
+    for name in ("clip.overlay.mp4", "clip.overlay.png", "clip.scores.png"):  # an earlier run's outputs
+        (media / "out" / name).write_bytes(b"")
+    inputs, ignored = inference.gather_inputs([media], recursive=True, out=media / "out")
+    assert [i.path for i in inputs] == [media / "clip.mp4"] and ignored == []
+    rows = _rows("val", ffpp.REAL, 0, [0.1]) + _rows("val", "Deepfakes", 1, [0.9]) + \
+        _rows("test", ffpp.REAL, 0, [0.2, 0.3]) + _rows("test", "Deepfakes", 1, [0.8])
+    path = _scores(tmp_path / "scores.csv", rows + [rows[3]])
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: 1 of 6 rows: a frame already scored in an earlier row (same split, method, video, frame): "
+            "line 7 (real/000 frame 1); the file joins the rows of several runs")):
+        evaluate(path, plots=False)
+    assert evaluate(_scores(path, rows), plots=False)["auc"] == 1.0
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64
