@@ -17,6 +17,7 @@ import sys
 
 from forensics import cli, inference
 from forensics.device import resolve_device, resolve_precision, resolve_switch
+from forensics.fileio import check_writable
 from forensics.runs import image_size_of
 from models.checkpoints import CheckpointError
 
@@ -87,8 +88,9 @@ def main(argv=None):
         detect_size=args.detect_size, scale=args.scale, max_gap=args.max_gap, min_face=args.min_face,
         min_track=args.min_track, all_faces=args.all_faces)
     try:
+        check_writable(args.out)  # before any scoring, not when the results are written
         model, info, heads = inference.load_detector(args.checkpoint, args.epoch, args.head)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, OSError, ValueError) as e:
         raise SystemExit(f"detect.py: {e}") from None
     thresholds = inference.thresholds_of(args.checkpoint, info, heads, args.threshold)
     size = image_size_of(args.image_size, info)
@@ -97,7 +99,7 @@ def main(argv=None):
     for head, threshold in thresholds.items():
         value = "no verdict" if threshold.value is None else f"{threshold.value:.6g}"
         print(f"threshold {head}: {value} ({threshold.source})")
-    inputs, ignored = inference.gather_inputs(args.paths, args.recursive)
+    inputs, ignored = inference.gather_inputs(args.paths, args.recursive, out=args.out)
     if ignored:
         print(f"ignored {len(ignored)} files that are not videos or images by their suffix (e.g. {ignored[0]})")
     if not inputs:

@@ -109,7 +109,7 @@ def main(argv=None):
     try:
         for run in runs:
             if run.state() in ("done", "test", "unscorable", "resume"):
-                run.check(experiments.checked_names(set_flags, run.variant))
+                run.check()
     except ValueError as e:
         raise SystemExit(f"experiments.py: {e}") from None
     if args.print_commands:

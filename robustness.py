@@ -16,6 +16,7 @@ import argparse
 
 from forensics import cli, degrade, ffpp
 from forensics.device import resolve_device
+from forensics.fileio import check_writable
 from forensics.robustness import HEADS, sweep, write_outputs
 
 FFPP_ROOT = ffpp.ROOT
@@ -63,6 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES)
     p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
     args = p.parse_args(argv)
+    for flag, value in (("--max-frames", args.max_frames), ("--val-max-frames", args.val_max_frames)):
+        if value < 1:
+            p.error(f"{flag} {value}: the sweep needs at least the first frame of each video")
     args.checkpoints = cli.parse_checkpoints(args.checkpoint or CHECKPOINTS)
     args.jpeg = JPEG if args.jpeg == [] else args.jpeg or ()
     args.scale = SCALE if args.scale == [] else args.scale or ()
@@ -73,6 +77,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
+        check_writable(args.out)  # before any encoding: its outputs, and by default its cache, go there
+        check_writable(args.cache, "--cache")
         levels = degrade.ladder(args.crf, args.jpeg, args.scale, args.codecs)
         rows, report = sweep(args.checkpoints, args.ffpp_root, args.locs, args.face_root, args.splits, args.cache,
                              levels, resolve_device(args.device), args.split, args.heads, args.epoch,

@@ -18,7 +18,7 @@ from forensics.data import DECODERS, DataError, SkippedFrames, index_frames, tra
 from forensics.device import resolve_device
 from forensics.fileio import write_json
 from forensics.losses import METRIC_REDUCTIONS
-from forensics.runs import checkpoint_files, clear_run
+from forensics.runs import check_resume, clear_run, refuse_another_run
 from forensics.training import (
     BASELINE_COMPRESSIONS,
     MODELS,
@@ -31,6 +31,7 @@ from forensics.training import (
     validate,
 )
 from models import TAIL_BATCHES
+from models.checkpoints import CheckpointError
 
 # data
 FACE_ROOT = "face"
@@ -131,6 +132,10 @@ def main(argv=None):
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     out = Path(config.out)
     main_process = rank == 0
+    if config.resume:
+        check_resume(out, dict(dataclasses.asdict(config), world_size=world))
+    elif not config.overwrite:
+        refuse_another_run(out)
 
     # data: fail on an empty split before building anything heavy
     train_frames = index_frames(config.face_root, config.splits, "train", config.dataset, config.max_frames,
@@ -147,16 +152,11 @@ def main(argv=None):
     if config.resume:
         start_epoch, history = training.resume(out)
         if start_epoch == 0:
-            raise SystemExit(f"--resume: {out} holds no complete epoch; start without --resume")
+            raise SystemExit(f"--resume: no epoch of {out} could be read; start over with --overwrite")
         if main_process:
             print(f"resuming {out} after epoch {start_epoch}")
     else:
-        found = checkpoint_files(out)
-        if found and not config.overwrite:
-            raise SystemExit(f"{out} holds another run's checkpoints ({found[0].name}, ...): pass --resume to "
-                             "continue it, --overwrite to start over (its checkpoints, history and logs are "
-                             "deleted), or another --out")
-        if found and main_process:
+        if main_process and config.overwrite:
             clear_run(out)
         if config.pretrained != "none":
             training.model.init_from(config.pretrained)
@@ -230,5 +230,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, OSError) as e:  # their messages name the file and what to do
+    except (DataError, OSError, ValueError, CheckpointError) as e:  # their messages name the file and what to do
         raise SystemExit(f"train.py: {e}") from None

@@ -5,6 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from forensics.fileio import imread
 from forensics.video import iter_frames, video_info
 
 from .animation import FACE_FRACTION, FPS, animate, canvas
@@ -120,7 +121,7 @@ def source_files(folder):
 
 
 def _read_image(path):
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: OpenCV cannot read this image")
     return image

@@ -289,6 +289,18 @@ def crop_video(path, boxes, out_dir, size=299, mask=False, fmt="png"):
     return crop_group([Source(quality, Path(path), Path(out_dir))], boxes, size, name=str(path), fmt=fmt)
 
 
+def _inside_tree(source, root, name, frames, tally):
+    """Whether a crop folder is inside the crop tree once links are followed; one that a link takes out of it
+    gets a skip line, since cutting it would write and delete files outside --out."""
+    target = source.out_dir.resolve()
+    if target.is_relative_to(root):
+        return True
+    tally.skip(f"{source.out_dir}: a link takes it out of the crop tree (to {target}): {source.quality} crops of "
+               f"{name} skipped; crops are written only inside {root} (replace the link by a folder)",
+               videos=1, frames=frames)
+    return False
+
+
 def _crop_job(job):
     return crop_group(*job)
 
@@ -305,6 +317,7 @@ def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.MET
         if not Path(folder).is_dir():
             raise FileNotFoundError(f"{folder}: {what} not found")
     wanted_pairs = split_ids(splits_dir, split) if split else None
+    root = Path(face_root).resolve()
     jobs = []
     for method in methods:
         locs = load_locs(locs_dir, method, tally)
@@ -334,6 +347,7 @@ def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.MET
         for video in videos:
             sources = [Source(q, ffpp.video_path(ffpp_root, method, q, video),
                               ffpp.face_dir(face_root, method, q, video)) for q in present]
+            sources = [s for s in sources if _inside_tree(s, root, f"{method} {video}", len(locs[video]), tally)]
             jobs.append((sources, locs[video], image_size, f"{method} {video}", verify, fmt))
     for result in pool_map(_crop_job, jobs, workers, "cropping"):
         tally.add(result)

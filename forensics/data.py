@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torch.utils.data.distributed import DistributedSampler
 
 from . import ffpp, packed
+from .fileio import imread
 from .manifest import DONE_MARKER
 
 DECODERS = ("fast", "pil")  # fast: uint8 PNG decode in the workers; pil: the released code's path
@@ -95,7 +96,7 @@ def _damage(path, recorded, verify):
         return "empty"
     if recorded is not None and size != recorded:
         return f"{size} bytes, its folder's {DONE_MARKER} recorded {recorded}"
-    if verify and cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is None:
+    if verify and imread(path, cv2.IMREAD_UNCHANGED) is None:
         return "does not decode"
     return None
 
@@ -258,7 +259,7 @@ def _lacking_quality(lacking, qualities):
 
 def read_png(path, size, grey=False):
     """HxW(x3) uint8 array of side `size` (resized only when the crop has another size); BGR or grey."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    image = imread(path, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
     if image is None:
         what = "mask" if grey else "image"
         raise OSError(f"{path}: cannot read this {what} (missing or corrupt); rerun create_faces_from_dlib_locs.py "
@@ -422,7 +423,7 @@ class FaceFrames(Dataset):
         path = self.path(frame, quality)
         try:
             return self.transform(Image.open(path).convert("RGB"))
-        except OSError as e:
+        except (OSError, Image.DecompressionBombError) as e:  # a header that claims a huge image
             raise OSError(f"{path}: cannot read this image ({e}); rerun create_faces_from_dlib_locs.py") from None
 
     def _mask(self, frame):
@@ -440,7 +441,7 @@ class FaceFrames(Dataset):
         path = self.path(frame, ffpp.MASKS)
         try:
             return self.mask_transform(Image.open(path).convert("L")).mul(255)
-        except OSError as e:
+        except (OSError, Image.DecompressionBombError) as e:  # a header that claims a huge image
             raise OSError(f"{path}: cannot read this mask ({e}); rerun create_faces_from_dlib_locs.py") from None
 
     def __getitem__(self, i):

@@ -8,6 +8,7 @@ name). The crops of every level go to CACHE/faces/<level>/<Method|real>/crops/<v
 face/-shaped tree that scoring.score_frames reads as it reads face/; each finished folder gets manifest's
 .done.json marker, so reruns and further checkpoints reuse encodes and crops alike.
 """
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,9 @@ import numpy as np
 
 from . import ffpp
 from .crops import cut
-from .fileio import write_image
+from .fileio import write_image, write_json
 from .manifest import Tally, crop_stamp, finished_crops, mark_finished
-from .video import VideoError, iter_frames, video_info
+from .video import VideoError, iter_frames, stream_problem, video_info
 
 CRF_LADDER = (18, 23, 28, 32, 36, 40, 45)  # H.264; FF++'s c23 and c40 are CRF 23 and 40
 JPEG_QUALITIES = (90, 70, 50, 30)
@@ -120,6 +121,26 @@ def encode(src, dst, level, kbps=None, frames=None):
     return transcode(src, dst, [*ENCODER_OPTIONS[level.kind], *rate, *length])
 
 
+def _record(path):
+    """Where the byte size of a cached encode is recorded when it is written: <name>.json beside it."""
+    return path.with_name(path.name + ".json")
+
+
+def _whole(path):
+    """Whether a cached encode is the file as it was written: its size is the one recorded then (as the crop
+    step's marker records each crop's), so one truncated or replaced since is encoded again. An encode of an
+    earlier version, without a record, is taken if ffmpeg reads it through, and recorded."""
+    try:
+        return json.loads(_record(path).read_text())["bytes"] == path.stat().st_size
+    except FileNotFoundError:
+        if stream_problem(path) is None:
+            write_json(_record(path), {"bytes": path.stat().st_size})
+            return True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return False
+
+
 def _long_enough(path, source, frames):
     """Whether a cached encode holds the first `frames` frames (all when None) of its source."""
     have = video_info(path)[0]
@@ -128,10 +149,11 @@ def _long_enough(path, source, frames):
 
 def encoded(cache, source_quality, source, level, method, video, frames=None):
     """The cached encode of one video's first `frames` frames (None: all) at one codec level, encoded now if
-    absent or shorter (the H.264 encode at the same CRF first, for the bitrate that h265 and vp9 are given).
-    Only the frames the sweep cuts are encoded: FF++'s videos run to hundreds of frames, the sweep reads 140."""
+    absent, damaged or shorter (the H.264 encode at the same CRF first, for the bitrate that h265 and vp9 are
+    given). Only the frames the sweep cuts are encoded: FF++'s videos run to hundreds of frames, the sweep reads
+    140."""
     dst = encoded_path(cache, source_quality, level, method, video)
-    if dst.is_file() and _long_enough(dst, source, frames):
+    if dst.is_file() and _whole(dst) and _long_enough(dst, source, frames):
         return dst
     for stale in dst.parent.glob(f".{dst.stem}.*.tmp{dst.suffix}"):  # left by a killed run
         stale.unlink()
@@ -139,12 +161,15 @@ def encoded(cache, source_quality, source, level, method, video, frames=None):
     if level.kind in MATCHED:
         h264 = encoded(cache, source_quality, source, Level("h264", level.value), method, video, frames)
         kbps = bitrate_kbps(h264)
+    _record(dst).unlink(missing_ok=True)
     try:
-        return encode(source, dst, level, kbps, frames)
+        encode(source, dst, level, kbps, frames)
     except VideoError as e:
         first = str(e).partition("ffmpeg failed: ")[2].strip().splitlines() or [str(e)]
         reason = re.sub(r"^\[[^]]*\]\s*", "", first[0])  # ffmpeg's '[in#0 @ 0x...]' prefix
         raise VideoError(f"{source}: ffmpeg cannot encode it as {level.describe()} ({reason})") from None
+    write_json(_record(dst), {"bytes": dst.stat().st_size})
+    return dst
 
 
 def degrade_frame(level, frame):
@@ -226,8 +251,9 @@ def _cut_levels(job, todo):
 
 
 def crop_levels(job):
-    """Encode (or take from the cache) and cut one video at every level; problems become skip lines of
-    the result, never exceptions, and leave the video out of the sweep."""
+    """Encode (or take from the cache) and cut one video at every level; problems of the video become skip
+    lines of the result and leave it out of the sweep. An OSError is the cache's (a full disk: every video
+    after it would fail alike) and stops the sweep, naming the file, so no partial sweep passes for a whole."""
     tally = Tally(echo=False)
     stamp = {**crop_stamp(job.boxes, job.size), "source": job.source_quality}
     done = {level: finished_crops(job.crop_dir(level), stamp) for level in job.levels}
@@ -246,10 +272,11 @@ def crop_levels(job):
                 if written:
                     mark_finished(folder, stamp, written)
                 frames[level.name] = written
-        paths = {level.name: encoded_path(job.cache, job.source_quality, level, job.method, job.video)
-                 for level in job.levels if level.kind in CODECS}
-        kbps = {level_name: bitrate_kbps(path) for level_name, path in paths.items() if path.is_file()}
-    except (VideoError, ValueError, OSError) as e:
+        limit = max(job.boxes) + 1  # the encodes of finished levels too: checked, and repaired if damaged
+        kbps = {level.name: bitrate_kbps(encoded(job.cache, job.source_quality, job.source, level, job.method,
+                                                 job.video, limit))
+                for level in job.levels if level.kind in CODECS}
+    except (VideoError, ValueError) as e:
         tally.skip(f"{e}: {name} left out of the sweep at every level", videos=1, frames=len(job.boxes))
         return VideoResult(job.method, job.video, {}, {}, tally, failed=True)
     common = sorted(set.intersection(*(set(f) for f in frames.values())))

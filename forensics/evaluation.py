@@ -24,7 +24,7 @@ from . import ffpp
 from .fileio import read_json, write_bytes, write_json
 from .metrics import best_threshold, frame_metrics, mask_accuracy, video_metrics, video_scores
 from .runs import image_size_of, load_model, run_config
-from .scoring import score_splits
+from .scoring import digest, score_splits
 
 REQUIRED = ("video", "frame", "method", "label", "score")  # the columns eval needs of a scores file
 
@@ -62,6 +62,11 @@ def read_scores(path):
                 "the file is corrupt; rerun test.py")
     _check_rows(path, data, ~np.isfinite(data["score"]), "scores are NaN or infinite",
                 "the checkpoint gives NaN (diverged training?) or the file was edited; test another epoch")
+    keys = np.array(["\t".join(map(str, k)) for k in zip(data["split"], data["method"], data["video"], data["frame"])])
+    repeated = np.ones(len(keys), bool)
+    repeated[np.unique(keys, return_index=True)[1]] = False  # each key's first row is not a repeat
+    _check_rows(path, data, repeated, "a frame already scored in an earlier row (same split, method, video, frame)",
+                "the file joins the rows of several runs; evaluate each test.py output on its own")
     return data
 
 
@@ -76,12 +81,28 @@ def _check_rows(path, data, bad, problem, advice):
                      f"{advice}")
 
 
-def _beside(scores_path, name, rows):
-    """maps.npy/masks.npy of the same test.py run, checked against the number of score rows."""
+def _check_set(scores_path, meta):
+    """Refuse a meta.json that is not of this scores.csv: test.py records the SHA-1 of each file it wrote (older
+    versions did not; then nothing can be checked)."""
+    recorded = meta.get("files", {}).get("scores.csv")
+    if recorded and digest(Path(scores_path).read_bytes()) != recorded:
+        raise ValueError(f"{Path(scores_path).with_name('meta.json')}: written with another {Path(scores_path).name} "
+                         "(its SHA-1 differs): the files come from different test.py runs; rerun test.py, or delete "
+                         "meta.json, maps.npy and masks.npy to evaluate the scores alone")
+
+
+def _beside(scores_path, name, rows, meta):
+    """maps.npy/masks.npy of the same test.py run: the file whose SHA-1 meta.json records (a file it does not
+    list is another run's and is not read); without that record (an older test.py), one row per score row."""
     path = Path(scores_path).with_name(name)
-    if not path.exists():
+    files = meta.get("files")
+    if not path.exists() or (files is not None and name not in files):
         return None
-    array = np.load(path)
+    data = path.read_bytes()
+    if files is not None and digest(data) != files[name]:
+        raise ValueError(f"{path}: not the file test.py wrote beside {scores_path} (its SHA-1 differs from the one "
+                         "meta.json records): the files come from different test.py runs; rerun test.py")
+    array = np.load(io.BytesIO(data))
     if array.shape[0] != rows:
         raise ValueError(f"{path}: {array.shape[0]} rows but {rows} in {scores_path}: the two come from "
                          "different test.py runs; rerun test.py")
@@ -139,8 +160,9 @@ def evaluate(scores_path, out=None, plots=True, strict=False):
         raise ValueError(f"{scores_path}: no test rows (split column); rerun test.py, which scores the test split")
     meta_path = scores_path.with_name("meta.json")
     meta = read_json(meta_path, "test.py metadata") if meta_path.exists() else {}
+    _check_set(scores_path, meta)
     rows = len(data["score"])
-    maps, masks = _beside(scores_path, "maps.npy", rows), _beside(scores_path, "masks.npy", rows)
+    maps, masks = (_beside(scores_path, name, rows, meta) for name in ("maps.npy", "masks.npy"))
     everything = np.ones(rows, bool)
     fallback = meta.get("run_threshold")
     methods = [m for m in ffpp.METHODS if m in set(data["method"][data["split"] == "test"])]

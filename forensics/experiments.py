@@ -6,8 +6,9 @@ same: the detector and the one-stream Xception draw theirs differently).
 
 A run lives in OUT/<variant>_seed<N>; its state is read from its files, so an interrupted experiment goes on
 where it stopped and seeds can be added later: scored at both compressions (at its best epoch) = done; all
-epochs trained = scored only; some epochs complete = train.py --resume; checkpoints but no complete epoch =
-train.py --overwrite."""
+epochs trained = scored only; some epochs complete = train.py --resume; a run's files but no complete epoch =
+train.py --overwrite. A run is reused only if its config.json holds the settings asked for (runs.py compares
+them), so runs that differ are never merged."""
 import csv
 import io
 import re
@@ -15,16 +16,17 @@ import shlex
 import statistics
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.checkpoints import RUN_PARTS, checkpoint_path
+from models.checkpoints import checkpoint_path
 
 from . import ffpp, stats
 from .fileio import read_json, write_bytes
 from .grid import shell_line
-from .runs import checkpoint_files, last_complete_epoch, read_history, run_config
-from .training import RELEASED_SETTINGS, as_flags
+from .runs import again_flags, best_epoch, checkpoint_files, read_history, run_config, run_parts, \
+    setting_differences
+from .training import RELEASED_SETTINGS, TrainConfig, as_flags
 
 TEST_METRICS = {"auc": "frame AUC", "video_auc": "video AUC", "acc": "ACC"}  # from eval.py's metrics.json
 NAME = re.compile(r"[A-Za-z0-9_-]+")  # a variant name is part of a folder name
@@ -133,24 +135,6 @@ def flag_values(flags):
     return values
 
 
-def conflicts(config, flags, names):
-    """The named flags whose value the run's config.json contradicts (a variant redefined under an old name)."""
-    found = []
-    for name in names:
-        value, key = flags.get(name), name.replace("-", "_")
-        if key not in config or value in (None, True, "auto"):
-            continue
-        have = config[key]
-        try:
-            want = value == "on" if isinstance(have, bool) else type(have)(value) if isinstance(
-                have, (int, float)) else value
-        except ValueError:
-            continue
-        if want != have:
-            found.append(f"--{name} {value} (the run has {have})")
-    return found
-
-
 @dataclass
 class Run:
     """One (variant, seed): its folder, its train.py flags and how it is tested."""
@@ -172,14 +156,13 @@ class Run:
     def flag(self, name, default=None):
         return flag_values(self.train_flags).get(name, default)
 
+    def settings(self):
+        """This run's train.py flags by config.json's names: {'mask_weight': '0', ...}, as text."""
+        return {name.replace("-", "_"): value for name, value in flag_values(self.train_flags).items()}
+
     def parts(self):
-        """The files one epoch of this run saves (train.py's Training.saved)."""
-        config = run_config(self.out)
-        if config.get("model", self.flag("model", "detector")) == "xception":
-            return ["xception"]
-        extra = [p for p, key in (("classifier", "classifier_weight"), ("critic", "adversarial_weight"))
-                 if float(config.get(key, self.flag(key.replace("_", "-"), 0)))]
-        return [*RUN_PARTS, *extra]
+        """The files one epoch of this run saves."""
+        return run_parts(self.out, self.settings())
 
     def history(self):
         return read_history(self.out)
@@ -188,8 +171,7 @@ class Run:
         return [h["epoch"] for h in self.history()] == list(range(1, self.epochs + 1))
 
     def best_epoch(self):
-        best = self.out / "best.json"
-        return read_json(best, "best epoch")["epoch"] if best.exists() else None
+        return best_epoch(self.out)
 
     def metrics_path(self, compression):
         return self.out / f"test_{compression}" / "metrics.json"
@@ -201,7 +183,7 @@ class Run:
 
     def state(self):
         """done, test (trained, not scored), unscorable (trained, not scored, checkpoints removed), resume,
-        overwrite (checkpoints but no complete epoch) or new."""
+        overwrite (a run's files but no complete epoch) or new."""
         if self.trained():
             if all(self.scored(c) for c in self.variant.compressions):
                 return "done"
@@ -211,18 +193,18 @@ class Run:
         if len(self.history()) > self.epochs:
             raise ValueError(f"{self.out}: holds {len(self.history())} epochs, more than --epochs {self.epochs}; "
                              "pass its number of epochs, or another --out")
-        if last_complete_epoch(self.out, self.parts())[0]:
-            return "resume"
-        return "overwrite" if checkpoint_files(self.out) else "new"
+        again = again_flags(self.out, self.parts())
+        return again[0][2:] if again else "new"
 
-    def check(self, names):
-        """Refuse to reuse a run whose config.json contradicts the variant's (or the set's) flags."""
-        config = run_config(self.out)
-        found = conflicts(config, flag_values(self.train_flags), names) if config else []
+    def check(self):
+        """Refuse to reuse a run whose config.json differs from what this run's flags (over train.py's defaults)
+        ask for: the same folder name with another --lr, --image-size or variant definition is another run."""
+        wanted = {**asdict(TrainConfig()), **self.settings()}
+        found = setting_differences(run_config(self.out), wanted)
         if found:
-            raise ValueError(f"{self.out}: trained with other settings than variant {self.variant.name} asks: "
-                             f"{', '.join(found)}. A name stands for its flags: give the variant a new name, or "
-                             "use another --out")
+            raise ValueError(f"{self.out}: trained with other settings than variant {self.variant.name} asks for "
+                             f"here: {', '.join(found)}. Runs with other settings are not merged: pass the settings "
+                             "it was trained with, give the variant a new name, or use another --out")
 
     def commands(self, python="python", repo=None):
         """The commands that finish this run from its state, as (log name, command)."""
@@ -271,10 +253,6 @@ def plan(variants, seeds, out, epochs, train_args, test_args):
             for s in seeds for v in variants]
 
 
-def checked_names(set_flags, variant):
-    return [n for n in flag_values([*set_flags, *variant.flags]) if n not in ("out", "seed")] + ["seed"]
-
-
 def print_line(run, python="python"):
     """One shell line that finishes a run (for a cluster's job array), or None when it is done."""
     steps = run.commands(python)
@@ -292,10 +270,13 @@ def execute(run, python, repo, keep_checkpoints):
         print(f"{run.name}: trained, but its checkpoints were removed before it was scored: only its validation "
               "figures are reported (delete the folder to train and score it again)", flush=True)
         return None
-    if state == "new" and run.history():
+    if state == "overwrite" and run.history():
         print(f"{run.name}: its {len(run.history())} epochs cannot be resumed (checkpoints removed): trained again "
               "from the start", flush=True)
     run.out.mkdir(parents=True, exist_ok=True)
+    if state in ("new", "overwrite"):  # test figures of an earlier training must not pass for the new one's
+        for c in ffpp.COMPRESSIONS:
+            run.metrics_path(c).unlink(missing_ok=True)
     for step, cmd in run.commands(python, repo):
         log = run.out / f"{step}.log"
         with open(log, "a" if step == "train" else "w") as f:

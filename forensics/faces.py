@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 
 from . import ffpp
-from .fileio import check_writable, write_bytes
+from .fileio import check_writable, write_bytes, write_error
 from .locations import parse_boxes, write_locs
 from .manifest import Tally, in_shard, pool_map, select_videos, split_ids, video_stamp
 from .video import VideoError, iter_frames
@@ -327,7 +327,10 @@ class DetectionLog:
         keys = [self.key(job) for job in jobs]
         kept = {k: done[k] for k in keys if k in done}
         write_bytes(self.path, "".join(line + "\n" for line, _ in kept.values()).encode())
-        self._file = open(self.path, "a")
+        try:
+            self._file = open(self.path, "a")
+        except OSError as e:
+            raise write_error(self.path, e) from None
         self._keys = dict(zip(((j[0], j[1]) for j in jobs), keys))
         found = {(j[0], j[1]): kept[k][1] for j, k in zip(jobs, keys) if k in kept}
         return [j for j, k in zip(jobs, keys) if k not in kept], found
@@ -336,9 +339,12 @@ class DetectionLog:
         entry = {"key": self._keys[method, video], "method": method, "video": video,
                  "boxes": {str(f): b for f, b in found.boxes.items()}, "frames": found.frames,
                  "detected": found.detected, "filled": found.filled}
-        self._file.write(json.dumps(entry) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.write(json.dumps(entry) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:  # a full disk: say which file, and that the disk is full
+            raise write_error(self.path, e) from None
 
     def close(self):
         if self._file:

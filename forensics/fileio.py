@@ -1,4 +1,5 @@
-"""Atomic writes: a crash or a full disk never leaves a half-written file under the final name."""
+"""Atomic writes: a crash or a full disk never leaves a half-written file under the final name; and reading
+images and JSON with errors that name the file."""
 import errno
 import json
 import os
@@ -36,14 +37,14 @@ def _atomic(path, write, suffix="", by_name=False):
         os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except OSError as e:
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
-def _write_error(path, error):
+def write_error(path, error):
     """The same kind of OSError, saying which file could not be written and what to do."""
     what = error.strerror or str(error)
     hint = ("free some space there" if error.errno == errno.ENOSPC else
@@ -82,17 +83,16 @@ def write_npy(path, array: np.ndarray):
 
 
 def write_torch(path, obj):
-    """torch.save through the atomic write; its failures (a RuntimeError from PyTorch's writer on a full disk)
-    become the OSError that names the file."""
+    """torch.save through the atomic write. It serialises into memory first and then writes the bytes, so
+    that a full disk is the OSError (ENOSPC) of that write, naming the file and the full disk, not the
+    RuntimeError of PyTorch's writer ('unexpected pos')."""
+    import io
+
     import torch
 
-    def save(f):
-        try:
-            torch.save(obj, f)
-        except RuntimeError as e:
-            raise OSError(errno.EIO, f"PyTorch's writer failed: {str(e).splitlines()[0]}") from None
-
-    return _atomic(path, save)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return _atomic(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def check_writable(folder, flag="--out"):
@@ -107,6 +107,15 @@ def check_writable(folder, flag="--out"):
         raise type(e)(e.errno, f"{folder}: cannot write there ({e.strerror or e}); check the path and its "
                                f"permissions, or pick another {flag}") from None
     return folder
+
+
+def imread(path, flags=cv2.IMREAD_COLOR):
+    """cv2.imread, None for every file it cannot decode: also one whose header claims more pixels than OpenCV
+    allows (a 69-byte PNG can claim 50000x50000), where imread raises cv2.error instead of returning None."""
+    try:
+        return cv2.imread(str(path), flags)
+    except cv2.error:
+        return None
 
 
 def read_json(path, what="JSON file"):

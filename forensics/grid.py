@@ -7,10 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoints import RUN_PARTS
-
 from . import ffpp
-from .runs import checkpoint_files, last_complete_epoch
+from .runs import again_flags, last_complete_epoch, run_parts
 
 METHOD_LABEL = "method"
 BASELINE_LABEL = "Xception baseline"
@@ -31,9 +29,13 @@ class GridRun:
             ["--model", "xception", "--compression", self.compression]
         return ["--dataset", self.dataset, *model, "--epochs", str(self.epochs), "--out", str(self.out)]
 
+    def parts(self):
+        """The files of one epoch: its config.json's (the user's flags may add the classifier or the critic),
+        else the model's."""
+        return run_parts(self.out, {"model": "detector" if self.compression is None else "xception"})
+
     def done_epochs(self):
-        parts = list(RUN_PARTS) if self.compression is None else ["xception"]
-        return last_complete_epoch(self.out, parts)[0]
+        return last_complete_epoch(self.out, self.parts())[0]
 
 
 def plan(out, datasets=ffpp.DATASETS, epochs=15, baseline_epochs=None):
@@ -50,8 +52,7 @@ def command(run, train_args, python=sys.executable, nproc=1, script="train.py"):
     --overwrite when it stopped inside its first (its files are this run's own)."""
     launcher = [python, script] if nproc <= 1 else \
         ["torchrun", "--standalone", f"--nproc_per_node={nproc}", script]
-    again = ["--resume"] if run.done_epochs() else ["--overwrite"] if checkpoint_files(run.out) else []
-    return [*launcher, *train_args, *run.flags, *again]
+    return [*launcher, *train_args, *run.flags, *again_flags(run.out, run.parts())]
 
 
 def pending(runs):

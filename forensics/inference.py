@@ -24,7 +24,7 @@ import torch
 from . import faces, progress
 from .crops import cut
 from .data import rgb_chw, stack_images
-from .fileio import write_bytes, write_image, write_json
+from .fileio import imread, write_bytes, write_image, write_json
 from .overlay import draw_faces, score_plot
 from .runs import load_model, run_threshold
 from .scoring import score_batch
@@ -56,16 +56,19 @@ def kind_of(path):
     return "image" if Path(path).suffix.lower() in IMAGE_SUFFIXES else "video"
 
 
-def gather_inputs(paths, recursive=False):
+def gather_inputs(paths, recursive=False, out=None):
     """(inputs, ignored files) from the command line's paths, in order, each file once. A folder gives its
-    videos and images by suffix (with recursive, those of its subfolders too) and ignores other files and
-    hidden ones; a file named on the command line is an image by its suffix, else tried as a video; a path
-    that does not exist stays an input, reported when its turn comes."""
+    videos and images by suffix (with recursive, those of its subfolders too) and ignores other files, hidden
+    ones and those in out (detect.py's own overlays, from an earlier run into a folder it scores); a file named
+    on the command line is an image by its suffix, else tried as a video; a path that does not exist stays an
+    input, reported when its turn comes."""
     inputs, ignored, seen = [], [], set()
+    own = Path(out).resolve() if out is not None else None
     for given in map(Path, paths):
         if given.is_dir():
             found = sorted(p for p in (given.rglob("*") if recursive else given.iterdir())
-                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(given).parts))
+                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(given).parts)
+                           and not (own and p.resolve().is_relative_to(own)))
             media = [p for p in found if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES]
             ignored += [p for p in found if p not in media]
         else:
@@ -247,7 +250,7 @@ class FaceFinder:
 
 def read_still(path):
     """An image as BGR (grey and alpha dropped as OpenCV reads them), or Skip."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise Skip("cannot be read as an image (corrupt, or not an image)")
     return image

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ffpp, packed, progress
-from .fileio import write_json
+from .fileio import imread, write_json
 
 DONE_MARKER = ".done.json"  # per crop folder, written last: the folder holds every crop its video can give
 
@@ -179,7 +179,7 @@ def _finished_pack(out_dir, done, stamp, verify):
 def _decodes(path, side):
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = imread(path, cv2.IMREAD_UNCHANGED)
     return image is not None and (not side or image.shape[:2] == (side, side))
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from . import ffpp
-from .fileio import write_npy
+from .fileio import imread, write_npy
 
 OPEN_PACKS = 256  # memory maps a reader keeps open (each holds a file descriptor)
 REDO = "rerun create_faces_from_dlib_locs.py --format packed, which redoes its folder"
@@ -208,7 +208,7 @@ def pack_folder(src, dst, grey):
     frames = sorted(int(p.stem) for p in src.glob("*.png") if p.stem.isdigit())
     images = []
     for n in frames:
-        image = cv2.imread(str(src / f"{n}.png"), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+        image = imread(src / f"{n}.png", cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
         if image is None:
             raise OSError(f"{src / f'{n}.png'}: cannot read this crop; rerun create_faces_from_dlib_locs.py")
         images.append(image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB))

@@ -2,6 +2,7 @@
 test.py writes for eval.py: scores.csv, the attention maps, the ground-truth masks, meta.json and the
 released eval's .mat files."""
 import csv
+import hashlib
 import io
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def _npy_bytes(array):
     return buffer.getvalue()
 
 
-def _write_mat(path, labels, scores, threshold, maps, masks):
+def _mat_bytes(labels, scores, threshold, maps, masks):
     from scipy.io import savemat
 
     empty = np.zeros((0,), np.float32)
@@ -102,7 +103,30 @@ def _write_mat(path, labels, scores, threshold, maps, masks):
                "msk": masks.astype(np.float32) if masks is not None else empty}
     buffer = io.BytesIO()
     savemat(buffer, results)
-    write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+# Every file test.py writes in its --out: the ones of an earlier run go before any new one is written.
+SET_FILES = ("scores.csv", "maps.npy", "masks.npy", "meta.json",
+             *(f"{c}_{s}.mat" for c in ffpp.COMPRESSIONS for s in ("val", "test")))
+
+
+def digest(data):
+    return hashlib.sha1(data).hexdigest()
+
+
+def write_set(out, files, meta):
+    """test.py's files as one set that cannot mix with another run's: the earlier set's files are deleted
+    first, meta.json records the SHA-1 of each new file (eval.py pairs maps with scores by it) and scores.csv,
+    the file eval.py opens, is written last. A failure part-way leaves no scores.csv, never a mixed set."""
+    out = Path(out)
+    for name in SET_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name, data in files.items():
+        if name != "scores.csv":
+            write_bytes(out / name, data)
+    write_json(out / "meta.json", dict(meta, files={name: digest(data) for name, data in files.items()}), indent=2)
+    write_bytes(out / "scores.csv", files["scores.csv"])
 
 
 def _without_validation(info):
@@ -160,17 +184,8 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
 
     rows = [(s, f.method, f.video, f.frame, f.label, repr(float(v)), compression)
             for s, f, v in zip(splits_of, frames, scores)]
-    write_bytes(out / "scores.csv", _csv_text(rows).encode())
-    for name, array in (("maps.npy", maps), ("masks.npy", masks)):
-        if array is not None:
-            write_bytes(out / name, _npy_bytes(array))
-        elif (out / name).exists():
-            (out / name).unlink()  # a stale file of an earlier run would be read as this run's
-    meta = dict(info, dataset=dataset, compression=compression, image_size=image_size, face_root=str(face_root),
-                splits=str(splits), max_frames=max_frames, val_max_frames=val_max_frames, rows=len(rows),
-                frames={s: len(fs) for s, fs in split_frames.items()}, skipped_frames=int((~scored).sum()))
-    write_json(out / "meta.json", meta, indent=2)
-
+    files = {name: _npy_bytes(array) for name, array in (("maps.npy", maps), ("masks.npy", masks))
+             if array is not None}
     if fmt == "mat":
         is_val = np.array([s == "val" for s in splits_of])
         threshold = best_threshold(labels[is_val], scores[is_val])[0] if is_val.any() else info["run_threshold"]
@@ -179,6 +194,12 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
                              "(--val-max-frames > 0) or test a train.py run whose history stores one")
         for split in split_frames:
             keep = np.array([s == split for s in splits_of])
-            _write_mat(out / f"{compression}_{split}.mat", labels[keep], scores[keep], threshold,
-                       None if maps is None else maps[keep], None if masks is None else masks[keep])
+            files[f"{compression}_{split}.mat"] = _mat_bytes(
+                labels[keep], scores[keep], threshold, None if maps is None else maps[keep],
+                None if masks is None else masks[keep])
+    files["scores.csv"] = _csv_text(rows).encode()
+    meta = dict(info, dataset=dataset, compression=compression, image_size=image_size, face_root=str(face_root),
+                splits=str(splits), max_frames=max_frames, val_max_frames=val_max_frames, rows=len(rows),
+                frames={s: len(fs) for s, fs in split_frames.items()}, skipped_frames=int((~scored).sum()))
+    write_set(out, files, meta)
     return out / "scores.csv"

@@ -11,14 +11,14 @@ from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel
 
 from models import CompressionCritic, build_model
-from models.checkpoints import RUN_PARTS, CheckpointError, checkpoint_path, load_part, read_checkpoint, save_part
+from models.checkpoints import CheckpointError, checkpoint_path, load_part, read_checkpoint, save_part
 
 from . import ffpp
 from .device import autocast, resolve_precision, resolve_switch
 from .fileio import write_torch
 from .losses import LossWeights, classification_loss, critic_loss, detector_losses
 from .metrics import best_threshold
-from .runs import last_complete_epoch
+from .runs import epoch_parts, last_complete_epoch
 from .scoring import score_frames
 
 MODELS = ("detector", "xception")
@@ -146,26 +146,17 @@ def setup_distributed():
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def _parts_of(model, config):
-    """The modules saved one file each, with their own optimiser, as the released code did."""
-    if config.model == "xception":
-        return {"xception": model}
-    parts = {name: getattr(model, name) for name in RUN_PARTS}
-    if model.classifier is not None:
-        parts["classifier"] = model.classifier
-    return parts
-
-
 class Training:
     """The model, its optimisers and one training step, for a resolved TrainConfig."""
 
     def __init__(self, config, device, world=1):
         self.config, self.device, self.world = config, device, world
         self.detector = config.model == "detector"
-        self.model = build_model(config.model, classifier=config.classifier_weight > 0, tail_batch=config.tail_batch)
+        names = epoch_parts(dataclasses.asdict(config))  # the files of an epoch: one module each, as released
+        self.model = build_model(config.model, classifier="classifier" in names, tail_batch=config.tail_batch)
         self.weights = config.loss_weights()
-        self.critic = CompressionCritic() if self.detector and self.weights.adversarial else None
-        self.parts = _parts_of(self.model, config)
+        self.critic = CompressionCritic() if "critic" in names else None
+        self.parts = {n: self.model if n == "xception" else getattr(self.model, n) for n in names if n != "critic"}
         fused = config.fused_adam
         self.optims = {n: torch.optim.Adam(m.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                            fused=fused) for n, m in self.parts.items()}

@@ -3,6 +3,7 @@
 Reading needs only OpenCV, so training and testing never import ffmpeg; writing imports imageio-ffmpeg
 lazily, for the demo data and the tests that make c40 from c23.
 """
+import errno
 import os
 import re
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .fileio import write_error
 
 # FFmpeg's own decoder messages ("[h264 @ 0x...] error while decoding MB ...") name no file and would flood the
 # terminal on a damaged video; the scripts print one line naming the video instead. Read when the first video
@@ -71,6 +74,18 @@ def ffmpeg_exe():
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # ffmpeg failed because its output could not be written
+
+
+def _ffmpeg_failure(dst, message):
+    """The error of an ffmpeg run that failed: the OSError of fileio's writes (naming dst, and the full disk)
+    when writing its output failed, else a VideoError with ffmpeg's message."""
+    for code in WRITE_ERRORS:
+        if os.strerror(code) in message:
+            return write_error(dst, OSError(code, os.strerror(code)))
+    return VideoError(f"{dst}: ffmpeg failed: {message}")
+
+
 def _run_ffmpeg(args, dst, stdin=None):
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +94,7 @@ def _run_ffmpeg(args, dst, stdin=None):
     try:
         proc = subprocess.run(cmd, input=stdin, capture_output=True)
         if proc.returncode != 0:
-            raise VideoError(f"{dst}: ffmpeg failed: {proc.stderr.decode(errors='replace').strip()}")
+            raise _ffmpeg_failure(dst, proc.stderr.decode(errors="replace").strip())
         os.replace(tmp, dst)
     finally:
         if tmp.exists():
@@ -198,7 +213,7 @@ class VideoWriter:
         error = self.proc.stderr.read().decode(errors="replace").strip()
         if self.proc.wait() != 0:
             self.abort()
-            raise VideoError(f"{self.dst}: ffmpeg failed: {error}")
+            raise _ffmpeg_failure(self.dst, error)
         os.replace(self.tmp, self.dst)
         self.proc = None
         return self.dst

@@ -97,18 +97,18 @@ class XceptionTail(nn.Module):
 def imagenet_state_dict(source):
     """ImageNet Xception weights with Cadene/timm names: 'imagenet' through timm (needs a network
     the first time), or a local Cadene or timm Xception file."""
+    from .checkpoints import CheckpointError, read_state_dict
+
     if source == "imagenet":
         import timm
 
         try:
             return timm.create_model("legacy_xception", pretrained=True).state_dict()
         except Exception as e:
-            raise RuntimeError(
+            raise CheckpointError(
                 f"--pretrained imagenet: timm could not fetch the ImageNet Xception weights ({e}). "
                 "Without a network, pass --pretrained PATH to a local Cadene or timm Xception file, "
                 "or --pretrained none.") from None
-    from .checkpoints import read_state_dict
-
     state = read_state_dict(source)
     # Cadene's original file stores pointwise convolutions as 2-d matrices.
     return {k: (v[:, :, None, None] if "pointwise" in k and v.dim() == 2 else v) for k, v in state.items()}

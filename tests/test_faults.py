@@ -433,6 +433,329 @@ def test_printed_commands_quote_paths_with_spaces(tmp_path):
     assert shlex.split(command)[-1] == str(tmp_path / "my splits")
 
 
+# ----------------------------------------------------------------------- run folders: nothing merged, nothing stale
+
+def _record(folder, epochs=1, **config):
+    """A run folder as experiments.py leaves a scored run: its record (config, history, best epoch), no checkpoints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model": "detector", "lr": 1e-4, "seed": 0, **config}))
+    (folder / "history.json").write_text(json.dumps([{"epoch": e, "val_auc": 0.7} for e in range(1, epochs + 1)]))
+    (folder / "best.json").write_text(json.dumps({"epoch": 1, "val_auc": 0.7}))
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_folder_holding_a_run_record_is_refused_and_the_runners_overwrite_it(tmp_path):
+    from forensics import experiments, grid, runs
+
+    out = tmp_path / "method_seed0"
+    before = _record(out)
+    with pytest.raises(SystemExit, match=re.escape(f"{out} holds another run's record (config.json, history.json, "
+                                                   "best.json): pass --resume to continue it, --overwrite")):
+        load_script("train").main(["--out", str(out), "--face-root", str(tmp_path / "none"), "--device", "cpu"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(SystemExit, match="holds no complete epoch; start over with --overwrite"):
+        load_script("train").main(["--out", str(out), "--face-root", str(tmp_path / "none"), "--device", "cpu",
+                                   "--resume"])
+    # paper_grid and experiments start such a folder over with --overwrite, not as a new run that train.py refuses
+    assert grid.command(grid.GridRun("method", "All", None, out, 2), [], python="python")[-1] == "--overwrite"
+    run, = experiments.plan([experiments.Variant("method")], [0], tmp_path, 2, [], [])
+    assert run.state() == "overwrite" and run.commands()[0][1][-1] == "--overwrite"
+    # the new training's figures are never paired with the old one's test metrics
+    (out / "test_c40").mkdir()
+    (out / "test_c40" / "metrics.json").write_text(json.dumps({"epoch": 1, "auc": 0.9}))
+    ran = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiments.subprocess, "run", lambda cmd, **_: ran.append(cmd) or subprocess.CompletedProcess(
+            cmd, 1))
+        assert "train.py exited with 1" in experiments.execute(run, "python", tmp_path, False)
+    assert ran[0][-1] == "--overwrite" and not (out / "test_c40" / "metrics.json").exists()
+    runs.clear_run(out)
+    assert runs.run_files(out) == [] and sorted(p.name for p in out.iterdir()) == ["test_c40", "train.log"]
+
+
+def test_a_resume_or_a_reuse_with_other_settings_is_refused_naming_each(tmp_path):
+    import dataclasses
+
+    from forensics import experiments
+    from forensics.training import TrainConfig
+
+    out = tmp_path / "run"
+    saved = dataclasses.asdict(TrainConfig(out=str(out), device="cpu").resolved(torch.device("cpu")))
+    _record(out, **saved, world_size=1, train_frames=64, torch=torch.__version__)
+    train = load_script("train")
+    args = ["--out", str(out), "--device", "cpu", "--resume", "--workers", "3", "--epochs", "30"]
+    with pytest.raises(SystemExit, match=re.escape(
+            f"--resume: {out} was trained with other settings: --lr 0.0003 (the run has 0.0001), --mask-weight 0.0 "
+            "(the run has 1.0), --channels-last on (the run has off). Resume with the run's own settings")):
+        train.main([*args, "--lr", "3e-4", "--mask-weight", "0", "--channels-last", "on"])
+    # the run's own settings pass (workers, epochs and device may change): the next check is its epochs
+    with pytest.raises(SystemExit, match="holds no complete epoch"):
+        train.main(args)
+    # experiments.py reuses a finished run only if its whole config.json is what the experiment asks for
+    run, = experiments.plan([experiments.Variant("method")], [0], tmp_path, 1, ["--lr", "1e-4"], [])
+    shutil.copytree(out, run.out)
+    run.check()
+    run, = experiments.plan([experiments.Variant("method", ("--pairing-weight", "0.2"))], [0], tmp_path, 1,
+                            ["--lr", "3e-4", "--image-size", "128"], [])
+    with pytest.raises(ValueError, match=re.escape(
+            "trained with other settings than variant method asks for here: --image-size 128 (the run has 299), "
+            "--lr 3e-4 (the run has 0.0001). Runs with other settings are not merged")):
+        run.check()
+
+
+def _sweep_tree(root):
+    """The smallest tree a robustness sweep reads: one real and one fake test video (3 frames), their boxes and
+    splits, and a checkpoint folder."""
+    from forensics.locations import write_locs
+
+    (root / "jsons").mkdir(parents=True)
+    (root / "jsons" / "test.json").write_text(json.dumps([["000", "001"]]))
+    for method, video in ((ffpp.REAL, "000"), ("Deepfakes", "000_001")):
+        _noise_video(ffpp.video_path(root / "ffpp", method, "c23", video), 3)
+        write_locs(root / "jsons", method, {video: {i: [0, 0, 40] for i in range(3)}})
+    (root / "run").mkdir()
+    return ["--ffpp-root", str(root / "ffpp"), "--locs", str(root / "jsons"), "--splits", str(root / "jsons"),
+            "--checkpoint", f"m={root / 'run'}", "--crf", "23", "--workers", "0", "--device", "cpu",
+            "--image-size", "32"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_a_full_cache_disk_stops_the_sweep_naming_the_disk_not_the_source(tmp_path, monkeypatch):
+    from forensics import video
+
+    real = video.ffmpeg_exe()
+    full = tmp_path / "ffmpeg_on_a_full_disk"  # the real ffmpeg, its output sent to a full device
+    full.write_text(f"#!{sys.executable}\nimport os, sys\n"
+                    f"os.execv({real!r}, [{real!r}, *sys.argv[1:-1], '-f', 'mp4', '/dev/full'])\n")
+    full.chmod(0o755)
+    args = _sweep_tree(tmp_path)
+    monkeypatch.setattr(video, "ffmpeg_exe", lambda: str(full))
+    out = tmp_path / "out"
+    encode = out / "cache" / "videos" / "c23" / "h264_crf23" / ffpp.REAL / "000.mp4"
+    with pytest.raises(SystemExit, match=re.escape(f"robustness.py: [Errno 28] {encode}: cannot write (No space "
+                                                   "left on device); free some space there, then rerun")):
+        load_script("robustness").main([*args, "--out", str(out)])
+    assert not [p for p in out.rglob("*") if p.is_file() and "robustness" in p.name]
+
+
+def test_a_damaged_cached_encode_is_encoded_again(tmp_path):
+    from forensics import degrade
+
+    source = _noise_video(tmp_path / "c23.mp4", 3)
+    levels = tuple(degrade.ladder((23,)))
+    job = degrade.VideoJob(ffpp.REAL, "004", "c23", source, {i: [0, 0, 40] for i in range(3)}, levels,
+                           tmp_path / "cache", 32)
+    first = degrade.crop_levels(job)
+    encode = degrade.encoded_path(job.cache, "c23", levels[1], ffpp.REAL, "004")
+    whole = encode.read_bytes()
+    encode.write_bytes(whole[:len(whole) // 2])  # truncated in the cache, its crops still finished
+    again = degrade.crop_levels(job)
+    assert not again.failed and not again.tally.skips and again.frames == first.frames
+    assert encode.read_bytes() == whole and again.kbps == first.kbps
+    encode.write_bytes(whole[:100])  # and with its crops to cut again
+    shutil.rmtree(job.crop_dir(levels[1]))
+    assert not degrade.crop_levels(job).failed and encode.read_bytes() == whole
+
+
+class _ScaledScore(_MeanScore):
+    """Another 'epoch' of the stand-in: other scores and other maps."""
+
+    def score(self, x, quality):
+        score, attention = super().score(x, quality)
+        return score * 2, attention * 2
+
+
+def test_test_py_writes_its_files_as_one_set_and_eval_refuses_a_mixed_one(tree, tmp_path, monkeypatch):
+    from forensics import scoring
+
+    face, splits = tree
+    out = tmp_path / "out"
+    info = {"model": "detector", "trained_on": "c23+c40", "run_threshold": None, "epoch": 1}
+    scoring.score_splits(_MeanScore(), info, face, splits, out, image_size=64)
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(old) == {"scores.csv", "maps.npy", "masks.npy", "meta.json"}
+    real_write = scoring.write_bytes
+
+    def full_at_scores(path, data):
+        if path.name == "scores.csv":
+            raise OSError(errno.ENOSPC, f"{path}: cannot write")
+        return real_write(path, data)
+
+    monkeypatch.setattr(scoring, "write_bytes", full_at_scores)
+    with pytest.raises(OSError):
+        scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face, splits, out, image_size=64)
+    monkeypatch.undo()
+    assert not (out / "scores.csv").exists()  # the new maps are there, but no scores to pair them with
+    with pytest.raises(FileNotFoundError, match="scores file not found"):
+        evaluate(out / "scores.csv", plots=False)
+    # the old epoch's scores put back beside the new maps and meta.json: refused, not a wrong mask accuracy
+    (out / "scores.csv").write_bytes(old["scores.csv"])
+    with pytest.raises(ValueError, match=r"meta\.json: written with another scores\.csv"):
+        evaluate(out / "scores.csv", plots=False)
+    (out / "meta.json").write_bytes(old["meta.json"])
+    with pytest.raises(ValueError, match=r"maps\.npy: not the file test\.py wrote beside .*the files come from "
+                                         "different test.py runs"):
+        evaluate(out / "scores.csv", plots=False)
+    scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face, splits, out, image_size=64)
+    assert evaluate(out / "scores.csv", plots=False)["epoch"] == 2
+
+
+def test_links_out_of_the_crop_tree_are_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "004").mkdir(parents=True)
+    (outside / "004" / "7.png").write_bytes(b"the user's")  # a name the crop step writes and cleans up
+    (outside / "NeuralTextures").mkdir()
+    root, locs_dir, face = tmp_path / "root", tmp_path / "jsons", tmp_path / "face"
+    locs_dir.mkdir()
+    for method, video in ((ffpp.REAL, "004"), ("Deepfakes", "004_005")):
+        for quality in ("c23", "c40"):
+            _noise_video(ffpp.video_path(root, method, quality, video), 3)
+        (locs_dir / f"dlib_{method}.json").write_text(json.dumps({video: {str(i): [0, 0, 40] for i in range(3)}}))
+    link = ffpp.face_dir(face, ffpp.REAL, "c23", "004")
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside / "004")
+    (face / "Deepfakes").symlink_to(outside / "NeuralTextures")  # a method folder linked out
+    before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    tally = crops.create_faces(root, locs_dir, face, methods=(ffpp.REAL, "Deepfakes"), masks=False, image_size=16)
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in ffpp.face_dir(face, ffpp.REAL, "c40", "004").iterdir()) == [
+        manifest.DONE_MARKER, "0.png", "1.png", "2.png"]
+    assert tally.skips == [f"{link}: a link takes it out of the crop tree (to {outside / '004'}): c23 crops of real "
+                           f"004 skipped; crops are written only inside {face} (replace the link by a folder)"] + [
+        f"{ffpp.face_dir(face, 'Deepfakes', q, '004_005')}: a link takes it out of the crop tree (to "
+        f"{outside / 'NeuralTextures' / q / '004_005'}): {q} crops of Deepfakes 004_005 skipped; crops are written "
+        f"only inside {face} (replace the link by a folder)" for q in ("c23", "c40")]
+
+
+def _huge_png(side=50000):
+    """A 69-byte PNG whose header claims side x side pixels: more than OpenCV and PIL agree to decode."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4)) + \
+        chunk(b"IEND", b"")
+
+
+def test_an_image_whose_header_claims_a_huge_size_costs_only_itself_with_a_line(tree, tmp_path, monkeypatch, capfd):
+    from forensics import inference, packed
+
+    face, splits = tree
+    frames = data.index_frames(face, splits, "train", "Deepfakes")
+    bad = frames[5]
+    folder = ffpp.face_dir(face, bad.method, "c40", bad.video)
+    path = folder / f"{bad.frame}.png"
+    path.write_bytes(_huge_png())
+    assert len(_huge_png()) == 69
+    for decoder in data.DECODERS:  # train.py's and test.py's loaders
+        assert data.FaceFrames(face, frames, 64, decoder=decoder)[5] is None
+        assert f"skip: {path}: cannot read this image" in capfd.readouterr().err
+    monkeypatch.setattr(data, "MAX_BAD_SHARE", 0.1)
+    assert bad not in data.index_frames(face, splits, "train", "Deepfakes", verify=True)
+    assert f"skip: {path}: does not decode: frame left out" in capfd.readouterr().err
+    manifest.mark_finished(folder, {}, [0, 1, 2])  # create_faces --verify redoes the folder
+    assert manifest.finished_crops(folder, {}) and manifest.finished_crops(folder, {}, verify=True) is None
+    with pytest.raises(OSError, match=re.escape(f"{path}: cannot read this crop")):
+        packed.pack_folder(folder, tmp_path / "pack", grey=False)
+    with pytest.raises(inference.Skip, match="cannot be read as an image"):  # detect.py: a line, then the next file
+        inference.read_still(path)
+
+
+def test_detect_checks_its_out_before_scoring_anything(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    refusal = r"detect\.py: \[Errno 20\] " + re.escape(f"{blocked / 'out'}: cannot write there")
+    with pytest.raises(SystemExit, match=refusal):  # the checkpoint is missing too: the --out is found first
+        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "no_run"), "--out",
+                                    str(blocked / "out")])
+
+
+def _run_main(script, *args):
+    """A script run as `python script.py args` in this process, through its __main__ block."""
+    import runpy
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(REPO / f"{script}.py"), *map(str, args)])
+        runpy.run_path(str(REPO / f"{script}.py"), run_name="__main__")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_errors_name_the_file_the_full_disk_and_the_right_flag(tree, tmp_path, monkeypatch, capsys):
+    # detect_faces' progress file on a full disk
+    log = faces.DetectionLog(tmp_path, None, {}, ("hog", 0, 640))
+    log.resume([])
+    log._file.close()
+    log._file = open("/dev/full", "a")
+    log._keys = {("real", "004"): "k"}
+    with pytest.raises(OSError, match=re.escape(f"{log.path}: cannot write (No space left on device); free some "
+                                                "space there")):
+        log.add("real", "004", faces.VideoBoxes({}, [], 0, 0))
+    # a checkpoint on a full disk: the disk is named, not PyTorch's 'unexpected pos'
+    def full(fd, mode):
+        os.close(fd)
+        return open("/dev/full", mode)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fileio.os, "fdopen", full)
+        with pytest.raises(OSError, match=re.escape(f"{tmp_path / 'tail_000001.tar'}: cannot write (No space left "
+                                                    "on device); free some space there")):
+            save_part(tmp_path / "tail_000001.tar", torch.nn.Linear(64, 64))
+    # robustness.py: an unwritable --out, and --max-frames 0
+    args = _sweep_tree(tmp_path / "sweep")
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    with pytest.raises(SystemExit, match=re.escape(f"{blocked / 'out'}: cannot write there")):
+        load_script("robustness").main([*args, "--out", str(blocked / "out")])
+    with pytest.raises(SystemExit):
+        load_script("robustness").main([*args, "--max-frames", "0"])
+    assert "--max-frames 0: the sweep needs at least the first frame of each video" in capsys.readouterr().err
+    # train.py: a bad split file and a refused --pretrained are a line, not a traceback
+    face, splits = tree
+    bad_splits = tmp_path / "splits"
+    shutil.copytree(splits, bad_splits)
+    (bad_splits / "train.json").write_text(json.dumps([["000", "../x"]]))
+    with pytest.raises(SystemExit, match=re.escape(f"train.py: {bad_splits / 'train.json'}: video id '../x' is not "
+                                                   "a plain name")):
+        _run_main("train", "--face-root", face, "--splits", bad_splits, "--out", tmp_path / "run", "--device", "cpu")
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, ("true",)
+
+    torch.save({"net": RunsCode()}, tmp_path / "xception.pth")
+    with pytest.raises(SystemExit, match=re.escape(f"train.py: {tmp_path / 'xception.pth'}: refused")):
+        _run_main("train", "--face-root", face, "--splits", splits, "--out", tmp_path / "run", "--device", "cpu",
+                  "--pretrained", tmp_path / "xception.pth", "--workers", "0", "--model", "xception")
+    # detect.py's messages name its own flag (--checkpoint), or none, never test.py's --checkpoint-dir
+    with pytest.raises(SystemExit) as missing:
+        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "no_run"), "--out",
+                                    str(tmp_path / "detected")])
+    assert f"{tmp_path / 'no_run'}: checkpoint folder not found" in str(missing.value)
+    assert "--checkpoint-dir" not in str(missing.value)
+
+
+def test_detect_leaves_its_own_outputs_out_and_eval_refuses_duplicate_rows(tmp_path):
+    from forensics import inference
+
+    media = tmp_path / "media"
+    _noise_video(media / "clip.mp4", 2)
+    (media / "out").mkdir()
+    for name in ("clip.overlay.mp4", "clip.overlay.png", "clip.scores.png"):  # an earlier run's outputs
+        (media / "out" / name).write_bytes(b"")
+    inputs, ignored = inference.gather_inputs([media], recursive=True, out=media / "out")
+    assert [i.path for i in inputs] == [media / "clip.mp4"] and ignored == []
+    rows = _rows("val", ffpp.REAL, 0, [0.1]) + _rows("val", "Deepfakes", 1, [0.9]) + \
+        _rows("test", ffpp.REAL, 0, [0.2, 0.3]) + _rows("test", "Deepfakes", 1, [0.8])
+    path = _scores(tmp_path / "scores.csv", rows + [rows[3]])
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: 1 of 6 rows: a frame already scored in an earlier row (same split, method, video, frame): "
+            "line 7 (real/000 frame 1); the file joins the rows of several runs")):
+        evaluate(path, plots=False)
+    assert evaluate(_scores(path, rows), plots=False)["auc"] == 1.0
+
+
 # ----------------------------------------------------------------------------- end to end on a demo tree
 
 IMAGE_SIZE = 64

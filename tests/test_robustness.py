@@ -187,7 +187,8 @@ def test_an_interrupted_encode_leaves_no_file_under_its_name(one_video, tmp_path
     monkeypatch.undo()
     (dst.parent / f".{dst.stem}.999.tmp.mp4").write_bytes(b"left by a killed run")
     assert degrade.encoded(tmp_path, "c23", one_video, level, "real", "004") == dst
-    assert [p.name for p in dst.parent.iterdir()] == [dst.name] and "crf=23.0" in video.x264_settings(dst)
+    assert sorted(p.name for p in dst.parent.iterdir()) == [dst.name, f"{dst.name}.json"]  # the encode, its size
+    assert "crf=23.0" in video.x264_settings(dst)
 
 
 def test_a_truncated_video_is_left_out_with_a_line_naming_it(one_video, tmp_path):
