@@ -36,9 +36,10 @@ from forensics.data import FaceFrames, index_frames, make_loader, training_loade
 from forensics.device import autocast, resolve_device, synchronize
 from forensics.scoring import score_frames
 from forensics.training import RELEASED_SETTINGS, TrainConfig, Training
+from models import INPUT_SIZE
 
 DEVICE = "auto"
-IMAGE_SIZE = 0          # 0: 299 on CUDA, 64 on CPU
+IMAGE_SIZE = 0          # 0: the networks' 299 (models.INPUT_SIZE) on CUDA, 64 on CPU
 BATCH_SIZE = 0          # 0: 64 on CUDA, 8 on CPU
 TEST_BATCH_SIZE = 0     # 0: 128 on CUDA, 16 on CPU
 TEST_FRAMES = 0         # frames test.py's path scores, after a warm-up pass; 0: 12800 on CUDA, 64 on CPU
@@ -213,7 +214,7 @@ def main(argv=None):
         p.error(f"--only {opts.only}: not measured {needs}; choose one of {', '.join(settings)}")
     device = resolve_device(opts.device)
     cuda = device.type == "cuda"
-    opts.image_size = opts.image_size or (299 if cuda else 64)
+    opts.image_size = opts.image_size or (INPUT_SIZE if cuda else 64)
     opts.batch_size = opts.batch_size or (64 if cuda else 8)
     opts.test_batch_size = opts.test_batch_size or (128 if cuda else 16)
     opts.test_frames = opts.test_frames or (12800 if cuda else 64)

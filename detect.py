@@ -17,7 +17,7 @@ import sys
 
 from forensics import cli, inference
 from forensics.device import resolve_device, resolve_precision, resolve_switch
-from forensics.runs import image_size_of
+from models import input_size
 from models.checkpoints import CheckpointError
 
 CHECKPOINT = "runs/detector"
@@ -91,7 +91,7 @@ def main(argv=None):
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         raise SystemExit(f"detect.py: {e}") from None
     thresholds = inference.thresholds_of(args.checkpoint, info, heads, args.threshold)
-    size = image_size_of(args.image_size, info)
+    size = args.image_size or input_size(model)
     print(f"{info['model']} from {args.checkpoint}, epoch {info['epoch']}, heads {', '.join(heads)}, {size} px, "
           f"on {device} ({precision})")
     for head, threshold in thresholds.items():

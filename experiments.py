@@ -33,6 +33,7 @@ from pathlib import Path
 
 from forensics import cli, experiments
 from forensics.experiments import SETS
+from models import INPUT_SIZE
 
 REPO = Path(__file__).resolve().parent  # where train.py, test.py and eval.py are
 
@@ -42,7 +43,7 @@ OUT = ""                     # empty: runs/<set>, or runs/experiments for --vari
 SET = None                   # precision or ablation; None: only the --variant ones
 SEEDS = (0, 1, 2)
 EPOCHS = 0                   # 0: the set's (precision 6, ablation 15); train.py's 15 for --variant alone
-IMAGE_SIZE = 299
+IMAGE_SIZE = INPUT_SIZE
 BATCH_SIZE = 64
 JOBS = 1                     # runs at once (they share the device)
 LAST = 3                     # also reported: the mean validation AUC of the last epochs

@@ -17,6 +17,7 @@ import argparse
 from forensics import cli, degrade, ffpp
 from forensics.device import resolve_device
 from forensics.robustness import HEADS, sweep, write_outputs
+from models import INPUT_SIZE
 
 FFPP_ROOT = "FF++"
 LOCS = "jsons"
@@ -31,7 +32,7 @@ SCALE = degrade.SCALES       # --scale without values
 EPOCH = "best"
 MAX_FRAMES = 140             # first located frames of each video (test.py's)
 VAL_MAX_FRAMES = 140
-IMAGE_SIZE = 299             # crop side: the face tree's (create_faces_from_dlib_locs.py --image-size)
+IMAGE_SIZE = INPUT_SIZE      # crop side: the face tree's (create_faces_from_dlib_locs.py --image-size)
 PRECISION = "auto"
 OUT = "runs/robustness"
 CACHE = ""                   # empty: OUT/cache

@@ -15,7 +15,7 @@ import shlex
 
 from forensics import cli, ffpp
 from forensics.device import resolve_device
-from forensics.runs import image_size_of, load_model
+from forensics.runs import load_model
 from forensics.scoring import score_splits
 from models.checkpoints import CheckpointError
 
@@ -63,7 +63,7 @@ def main(argv=None):
         model, info = load_model(args.checkpoint_dir, args.epoch, args.compression, args.model)
         print(f"{info['model']} from {args.checkpoint_dir}, epoch {info['epoch']}, on {device}")
         path = score_splits(model, info, args.face_root, args.splits, args.out, args.dataset, args.compression,
-                            image_size_of(args.image_size, info), device, args.batch_size, args.workers,
+                            args.image_size, device, args.batch_size, args.workers,
                             args.max_frames, args.val_max_frames, args.format, args.precision)
     except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"test.py: {e}") from None

@@ -32,7 +32,7 @@ from forensics.training import (
     setup_distributed,
     validate,
 )
-from models import TAIL_BATCHES
+from models import INPUT_SIZE, TAIL_BATCHES
 
 # data
 FACE_ROOT = "face"
@@ -40,7 +40,7 @@ SPLITS = "jsons"
 DATASET = "All"              # Deepfakes, Face2Face, FaceSwap, NeuralTextures or All
 MAX_FRAMES = 270             # first frames of each training video (released: 270)
 VAL_MAX_FRAMES = 140         # first frames of each validation video (released test: 140)
-IMAGE_SIZE = 299
+IMAGE_SIZE = INPUT_SIZE
 WORKERS = cli.default_workers()
 LOADER = "fast"              # fast: uint8 PNG decode in workers, normalise on the device; pil: the released path
 STRICT = False               # stop on any warning about the data (a method or quality missing, a damaged crop)

@@ -24,8 +24,9 @@ import torch
 from demokit.synthetic import make_face_tree
 from forensics import cli, ffpp, packed
 from forensics.data import FaceFrames, collate, index_frames, make_loader, training_loader
+from models import INPUT_SIZE
 
-IMAGE_SIZE = 299
+IMAGE_SIZE = INPUT_SIZE
 BATCH_SIZE = 64
 TEST_BATCH_SIZE = 128  # test.py's
 WORKERS = 2

@@ -23,7 +23,7 @@ from models.checkpoints import CheckpointError
 from . import ffpp
 from .fileio import read_json, write_bytes, write_json
 from .metrics import best_threshold, frame_metrics, mask_accuracy, video_metrics, video_scores
-from .runs import image_size_of, load_model, run_config
+from .runs import load_model, run_config
 from .scoring import score_splits
 
 REQUIRED = ("video", "frame", "method", "label", "score")  # the columns eval needs of a scores file
@@ -318,7 +318,7 @@ def paper_table(checkpoints, face_root, splits, out, device, datasets=ffpp.DATAS
         where = Path(out) / folders[label] / compression / ("" if scored_on == "All" else scored_on)
         print(f"{label} at {compression}: {info['model']} from {folder}, epoch {info['epoch']}, on {scored_on}")
         scores = score_splits(model, info, face_root, splits, where, scored_on, compression,
-                              image_size_of(image_size, info), device, batch_size, workers, max_frames,
+                              image_size, device, batch_size, workers, max_frames,
                               val_max_frames)
         metrics = evaluate(scores)
         for dataset, qualifier in served.items():

@@ -25,7 +25,7 @@ from .evaluation import evaluate_subset
 from .fileio import write_bytes
 from .locations import load_locs, locs_path
 from .manifest import Tally, pool_map, select_videos
-from .runs import image_size_of, load_model
+from .runs import load_model
 from .scoring import score_frames
 
 HEADS = {"lq": "c40", "hq": "c23"}  # a detector's head and the quality it scores through
@@ -93,7 +93,7 @@ def load_scorers(specs, epoch="best", heads=tuple(HEADS), notes=None):
 
 # ----------------------------------------------------------------------------- which videos
 
-def plan_videos(ffpp_root, locs_dir, splits_dir, split, levels, cache, size=299, max_frames=140, tally=None):
+def plan_videos(ffpp_root, locs_dir, splits_dir, split, levels, cache, size, max_frames=140, tally=None):
     """One degrade.VideoJob per video of the split that has face locations and a video: its first max_frames
     located frames (test.py's frames of it). The others get a skip line."""
     tally = tally if tally is not None else Tally()
@@ -170,8 +170,8 @@ def _row(scorer, level, kbps, metrics):
 
 
 def _score(scorer, root, frames, device, batch_size, workers, precision, folder=None):
-    scores, _, _ = score_frames(scorer.model, root, frames, scorer.compression, device,
-                                image_size_of(None, scorer.info), batch_size, workers, precision,
+    scores, _, _ = score_frames(scorer.model, root, frames, scorer.compression, device, None, batch_size, workers,
+                                precision,
                                 channels_last=device.type == "cuda", folder=folder)
     return scores
 

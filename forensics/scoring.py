@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models import input_size
+
 from . import ffpp
 from .data import MAX_BAD_SHARE, FaceFrames, SkippedFrames, crop_path, frame_numbers, index_frames, make_loader, \
     model_input
@@ -22,10 +24,11 @@ SCORE_COLUMNS = ("split", "method", "video", "frame", "label", "score", "compres
 
 
 @torch.no_grad()
-def score_frames(model, face_root, frames, quality, device, image_size=299, batch_size=128, workers=0,
+def score_frames(model, face_root, frames, quality, device, image_size=None, batch_size=128, workers=0,
                  precision="fp32", channels_last=False, keep_maps=False, keep_masks=False, progress=False,
                  folder=None):
-    """Score of every frame (distance from the centre, or the baseline's fake probability), in order.
+    """Score of every frame (distance from the centre, or the baseline's fake probability), in order, of
+    crops resized to image_size (None: the model's input size, models.input_size).
     keep_maps adds the attention maps (float16, N x h x w); keep_masks the ground-truth masks read in the
     same pass, resized to the map and binarised as the training target is (uint8, N x h x w). Either is
     None for a model without maps. folder: the crop folder to read in place of <quality>/ (the robustness
@@ -33,7 +36,7 @@ def score_frames(model, face_root, frames, quality, device, image_size=299, batc
     (named by the worker) scores NaN, with a NaN map and an empty mask; more than data.MAX_BAD_SHARE of them
     stop with a DataError."""
     folder = folder or quality
-    dataset = FaceFrames(face_root, frames, image_size, qualities=(folder,), masks=keep_masks)
+    dataset = FaceFrames(face_root, frames, image_size or input_size(model), qualities=(folder,), masks=keep_masks)
     loader = make_loader(dataset, batch_size, workers, device=device)
     was_training = model.training
     model.eval()
@@ -105,13 +108,14 @@ def _write_mat(path, labels, scores, threshold, maps, masks):
     write_bytes(path, buffer.getvalue())
 
 
-def score_splits(model, info, face_root, splits, out, dataset="All", compression="c40", image_size=299,
+def score_splits(model, info, face_root, splits, out, dataset="All", compression="c40", image_size=None,
                  device=torch.device("cpu"), batch_size=128, workers=0, max_frames=140, val_max_frames=140,
                  fmt="csv", precision="auto"):
     """Score the val and test splits with a loaded model (runs.load_model) and write what eval.py reads;
     returns the path of scores.csv. The validation split is scored so that eval.py can choose the
     decision threshold on it, never on the test split."""
     out = Path(out)
+    image_size = image_size or input_size(model)
     cuda = device.type == "cuda"
     precision = resolve_precision(precision, device)
     split_frames = {}

@@ -10,8 +10,8 @@ import torch.distributed as dist
 from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel
 
-from models import CompressionCritic, build_model
-from models.checkpoints import RUN_PARTS, CheckpointError, checkpoint_path, load_part, read_checkpoint, save_part
+from models import INPUT_SIZE, CompressionCritic, build_model
+from models.checkpoints import RUN_PARTS, CheckpointError, checkpoint_path, load_part, part_state, read_checkpoint
 
 from . import ffpp
 from .device import autocast, resolve_precision, resolve_switch
@@ -39,7 +39,7 @@ class TrainConfig:
     val_max_frames: int = 140
     strict: bool = False
     verify: bool = False
-    image_size: int = 299
+    image_size: int = INPUT_SIZE
     workers: int = 0
     loader: str = "fast"
     model: str = "detector"
@@ -102,6 +102,11 @@ RELEASED_SETTINGS = {"precision": "fp32", "channels_last": "off", "compile": "of
 def as_flags(settings):
     """{name: value} as train.py flags: {'fused_adam': 'off'} -> ['--fused-adam', 'off']."""
     return [item for k, v in settings.items() for item in ("--" + k.replace("_", "-"), str(v))]
+
+
+def save_part(path, module, optimizer=None):
+    """One part's checkpoint in the released format (models.checkpoints.part_state), written atomically."""
+    write_torch(path, part_state(module, optimizer))
 
 
 def seed_everything(seed):

@@ -25,8 +25,9 @@ from conftest import REPO, load_script
 
 from forensics import crops, data, faces, ffpp, fileio, locations, manifest
 from forensics.evaluation import evaluate
+from forensics.training import save_part
 from forensics.video import iter_frames, read_frames, write_video
-from models.checkpoints import CheckpointError, read_checkpoint, save_part
+from models.checkpoints import CheckpointError, read_checkpoint
 
 
 def _noise_video(path, n, size=(48, 64)):

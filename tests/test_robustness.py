@@ -235,7 +235,7 @@ def _tree(root):
 
 def _run(root):
     from models import AntiCompressionDetector
-    from models.checkpoints import save_part
+    from forensics.training import save_part
 
     torch.manual_seed(0)
     detector = AntiCompressionDetector().eval()

@@ -14,8 +14,9 @@ from sklearn.metrics import roc_auc_score
 
 from forensics.evaluation import evaluate
 from forensics.runs import load_model
-from models import AntiCompressionDetector, XceptionBaseline
-from models.checkpoints import CheckpointError, save_part
+from forensics.training import save_part
+from models import INPUT_SIZE, AntiCompressionDetector, XceptionBaseline, input_size
+from models.checkpoints import CheckpointError
 
 SIZE = 64
 
@@ -178,6 +179,11 @@ def baseline(tmp_path_factory):
     (folder / "config.json").write_text(json.dumps({"model": "xception", "image_size": SIZE, "compression": "c23"}))
     (folder / "best.json").write_text(json.dumps({"epoch": 1, "val_auc": 0.5, "val_threshold_c23": 0.5}))
     return folder, model
+
+
+def test_a_loaded_run_takes_its_own_crop_side_and_a_released_folder_the_papers(released, baseline):
+    assert input_size(load_model(baseline[0], 1, "c23")[0]) == SIZE
+    assert input_size(load_model(released, 1)[0]) == INPUT_SIZE
 
 
 @pytest.mark.slow
