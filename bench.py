@@ -34,7 +34,7 @@ from forensics import cli, packed
 from forensics.fileio import check_writable, write_by_name, write_bytes
 from forensics.data import FaceFrames, index_frames, make_loader, training_loader
 from forensics.device import autocast, resolve_device, synchronize
-from forensics.scoring import score_frames
+from forensics.scoring import ScoreOptions, score_frames
 from forensics.training import RELEASED_SETTINGS, TrainConfig, Training
 from models import INPUT_SIZE
 
@@ -129,8 +129,9 @@ def measure(name, settings, opts, face_root, splits, device):
     result = {}
 
     # loader alone
-    loader = training_loader(face_root, frames, config.qualities, True, config.image_size, config.batch_size,
-                             config.workers, config.loader, device)
+    loader = training_loader(face_root, frames, qualities=config.qualities, masks=True, image_size=config.image_size,
+                             batch_size=config.batch_size, workers=config.workers, decoder=config.loader,
+                             device=device)
     stream = batches(loader)
     result["loader samples/s"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, lambda: next(stream))
 
@@ -169,9 +170,9 @@ def measure(name, settings, opts, face_root, splits, device):
     seconds = timed(device, opts.steps, opts.warmup, infer)
     result["test frames/s (model)"] = len(x) * opts.steps / seconds
     test_frames = (frames * (opts.test_frames // len(frames) + 1))[: opts.test_frames]
-    score = lambda n: score_frames(model, face_root, test_frames[:n], "c40", device,  # noqa: E731
-                                   config.image_size, opts.test_batch_size, opts.workers, config.precision,
-                                   config.channels_last)
+    options = ScoreOptions(image_size=config.image_size, batch_size=opts.test_batch_size, workers=opts.workers,
+                           precision=config.precision, channels_last=config.channels_last)
+    score = lambda n: score_frames(model, face_root, test_frames[:n], "c40", device, options)  # noqa: E731
     score(opts.test_batch_size * 4)
     synchronize(device)
     started = time.perf_counter()

@@ -17,6 +17,7 @@ import argparse
 from forensics import cli, degrade, ffpp
 from forensics.device import resolve_device
 from forensics.robustness import HEADS, sweep, write_outputs
+from forensics.scoring import ScoreOptions
 from models import INPUT_SIZE
 
 FFPP_ROOT = "FF++"
@@ -75,10 +76,12 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         levels = degrade.ladder(args.crf, args.jpeg, args.scale, args.codecs)
-        rows, report = sweep(args.checkpoints, args.ffpp_root, args.locs, args.face_root, args.splits, args.cache,
-                             levels, resolve_device(args.device), args.split, args.heads, args.epoch,
-                             args.image_size, args.batch_size, args.workers, args.max_frames, args.val_max_frames,
-                             args.precision)
+        options = ScoreOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision,
+                               max_frames=args.max_frames, val_max_frames=args.val_max_frames)
+        rows, report = sweep(args.checkpoints, levels, resolve_device(args.device), ffpp_root=args.ffpp_root,
+                             locs_dir=args.locs, face_root=args.face_root, splits_dir=args.splits, cache=args.cache,
+                             crop_size=args.image_size, split=args.split, heads=args.heads, epoch=args.epoch,
+                             options=options)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"robustness.py: {e}") from None
     print(write_outputs(rows, report, args.out))

@@ -16,7 +16,7 @@ import shlex
 from forensics import cli, ffpp
 from forensics.device import resolve_device
 from forensics.runs import load_model
-from forensics.scoring import score_splits
+from forensics.scoring import ScoreOptions, score_splits
 from models.checkpoints import CheckpointError
 
 FACE_ROOT = "face"
@@ -62,9 +62,11 @@ def main(argv=None):
     try:
         model, info = load_model(args.checkpoint_dir, args.epoch, args.compression, args.model)
         print(f"{info['model']} from {args.checkpoint_dir}, epoch {info['epoch']}, on {device}")
-        path = score_splits(model, info, args.face_root, args.splits, args.out, args.dataset, args.compression,
-                            args.image_size, device, args.batch_size, args.workers,
-                            args.max_frames, args.val_max_frames, args.format, args.precision)
+        options = ScoreOptions(image_size=args.image_size, batch_size=args.batch_size, workers=args.workers,
+                               precision=args.precision, max_frames=args.max_frames,
+                               val_max_frames=args.val_max_frames)
+        path = score_splits(model, info, face_root=args.face_root, splits=args.splits, out=args.out, device=device,
+                            dataset=args.dataset, compression=args.compression, options=options, fmt=args.format)
     except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"test.py: {e}") from None
     print(f"wrote {path}; next: python eval.py --scores {shlex.quote(str(path))}")

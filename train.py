@@ -141,8 +141,9 @@ def main(argv=None):
                                 strict=config.strict, verify=config.verify)
     val_frames = index_frames(config.face_root, config.splits, "val", config.dataset, config.val_max_frames,
                               config.qualities, need_masks=False, strict=config.strict, verify=config.verify)
-    loader = training_loader(config.face_root, train_frames, config.qualities, detector, config.image_size,
-                             config.batch_size, config.workers, config.loader, device, config.seed, world, rank)
+    loader = training_loader(config.face_root, train_frames, qualities=config.qualities, masks=detector,
+                             image_size=config.image_size, batch_size=config.batch_size, workers=config.workers,
+                             decoder=config.loader, device=device, seed=config.seed, world=world, rank=rank)
 
     # model, one optimiser per saved part, and the critic
     training = Training(config, device, world)

@@ -438,7 +438,7 @@ def make_loader(dataset, batch_size, workers, sampler=None, drop_last=False, dev
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
 
 
-def training_loader(face_root, frames, qualities, masks, image_size, batch_size, workers, decoder, device,
+def training_loader(face_root, frames, *, qualities, masks, image_size, batch_size, workers, decoder, device,
                     seed=0, world=1, rank=0):
     """The shuffled training loader (train.py and bench.py). Its order is a function of the seed and the
     epoch alone (loader.sampler.set_epoch): one DistributedSampler shard per process, a single one without

@@ -19,7 +19,7 @@ from .fileio import write_torch
 from .losses import LossWeights, classification_loss, critic_loss, detector_losses
 from .metrics import best_threshold
 from .runs import last_complete_epoch
-from .scoring import score_frames
+from .scoring import ScoreOptions, score_frames
 
 MODELS = ("detector", "xception")
 SWITCH = ("auto", "on", "off")
@@ -268,10 +268,11 @@ def validate(model, config, device, val_frames):
     best.json, is the AUC at the last of these qualities: c40 for the detector. Runs the plain model
     (not the compiled or DDP-wrapped one), in eager mode."""
     labels = np.array([f.label for f in val_frames])
+    options = ScoreOptions(image_size=config.image_size, batch_size=config.batch_size, workers=config.workers,
+                           precision=config.precision, channels_last=config.channels_last)
     result = {}
     for quality in config.qualities:
-        scores, _, _ = score_frames(model, config.face_root, val_frames, quality, device, config.image_size,
-                                    config.batch_size, config.workers, config.precision, config.channels_last)
+        scores, _, _ = score_frames(model, config.face_root, val_frames, quality, device, options)
         scored = ~np.isnan(scores)  # a crop that does not decode is skipped and scores NaN
         result[f"val_auc_{quality}"] = float(roc_auc_score(labels[scored], scores[scored]))
         result[f"val_threshold_{quality}"] = best_threshold(labels[scored], scores[scored])[0]

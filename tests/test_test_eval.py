@@ -293,7 +293,7 @@ def test_paper_table_takes_one_checkpoint_per_method_and_marks_cells_of_an_all_m
 
 
 def test_table_labels_become_plain_folder_names_that_never_collide():
-    from forensics.evaluation import label_folders
+    from forensics.paper import label_folders
 
     assert label_folders(["method", "Xception baseline", "../../etc", "a/b"]) == {
         "method": "method", "Xception baseline": "Xception_baseline", "../../etc": "etc", "a/b": "a_b"}
