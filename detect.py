@@ -60,8 +60,8 @@ def parse_args(argv=None):
                         f"(default: {HEAD})")
     p.add_argument("--threshold", type=float, default=None,
                    help="fake when score >= this (default: the run's validation threshold for the epoch and head)")
-    cli.add_common(p, out=OUT, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
-    p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
+    cli.add_common(p, out=OUT, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE,
+                   precision=PRECISION)
     p.add_argument("--recursive", action="store_true", help="also the videos and images in subfolders")
     p.add_argument("--max-frames", type=at_least(0), default=MAX_FRAMES,
                    help=f"only the first N frames of a video, 0 for all (default: {MAX_FRAMES})")

@@ -45,7 +45,7 @@ BATCH_SIZE = 128
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, ffpp_root=FFPP_ROOT, locs=LOCS, face_root=FACE_ROOT, splits=SPLITS, out=OUT, device=DEVICE,
-                   workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
+                   workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, precision=PRECISION)
     p.add_argument("--split", default=SPLIT, choices=ffpp.SPLITS, help=f"the split to degrade (default: {SPLIT})")
     p.add_argument("--checkpoint", action="append", default=[], metavar="LABEL[@COMPRESSION]=DIR",
                    help=f"a checkpoint to sweep (repeat; replaces the default {CHECKPOINTS})")
@@ -63,7 +63,6 @@ def parse_args(argv=None):
     p.add_argument("--epoch", default=EPOCH, help="best, last or an epoch number, for every checkpoint")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES, help="first located frames of each video")
     p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES)
-    p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
     args = p.parse_args(argv)
     args.checkpoints = cli.parse_checkpoints(args.checkpoint or CHECKPOINTS)
     args.jpeg = JPEG if args.jpeg == [] else args.jpeg or ()

@@ -40,7 +40,7 @@ BATCH_SIZE = 128
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT, device=DEVICE, workers=WORKERS,
-                   image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
+                   image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, precision=PRECISION)
     p.add_argument("--checkpoint-dir", default=CHECKPOINT_DIR,
                    help="a train.py run, or a folder of released head_N.tar/tail_N.tar files")
     p.add_argument("--epoch", default=EPOCH, help="best (from best.json), last, or an epoch number")
@@ -52,7 +52,6 @@ def parse_args(argv=None):
                    help="first frames of each validation video (0: skip the validation split)")
     p.add_argument("--format", default=FORMAT, choices=("csv", "mat"),
                    help="mat also writes <compression>_<split>.mat for the released eval")
-    p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
     return p.parse_args(argv)
 
 

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from forensics import cli, ffpp
+from forensics.cli import PRECISIONS, SWITCH
 from forensics.data import DECODERS, DataError, SkippedFrames, index_frames, training_loader
 from forensics.device import resolve_device
 from forensics.fileio import write_json
@@ -24,8 +25,6 @@ from forensics.runs import checkpoint_files, clear_run
 from forensics.training import (
     BASELINE_COMPRESSIONS,
     MODELS,
-    PRECISIONS,
-    SWITCH,
     TrainConfig,
     Training,
     seed_everything,

@@ -9,6 +9,9 @@ import os
 
 from . import ffpp
 
+PRECISIONS = ("auto", "bf16", "fp32")  # --precision (device.resolve_precision decides auto)
+SWITCH = ("auto", "on", "off")  # --channels-last, --compile, --fused-adam (device.resolve_switch decides auto)
+
 HELP = {
     "ffpp_root": "FF++ root holding original_sequences/ and manipulated_sequences/",
     "locs": "folder of face-location JSONs (dlib_<Method>.json, dlib_real.json)",
@@ -21,7 +24,9 @@ HELP = {
     "batch_size": "samples per batch",
     "epochs": "training epochs",
     "seed": "random seed",
+    "precision": "bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU",
 }
+CHOICES = {"precision": PRECISIONS}
 
 
 def add_common(parser, **defaults):
@@ -31,7 +36,8 @@ def add_common(parser, **defaults):
         kind = type(default) if default is not None and not isinstance(default, bool) else str
         if name == "image_size" and default == "auto":
             kind, default = auto_or_int, None
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind, help=text)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind, help=text,
+                            choices=CHOICES.get(name))
     return parser
 
 
@@ -81,6 +87,14 @@ def auto_or_int(value):
         raise argparse.ArgumentTypeError(f"{value!r}: use auto or a number of pixels") from None
 
 
+def parse_labelled(text):
+    """LABEL[@QUALIFIER...][=VALUE], the grammar of --checkpoint (paper_table.py, robustness.py) and of
+    experiments.py's --variant and --reference: (label, [qualifiers], value, or None without '=')."""
+    key, sep, value = text.partition("=")
+    label, *qualifiers = key.split("@")
+    return label, qualifiers, value if sep else None
+
+
 def parse_checkpoints(values):
     """--checkpoint LABEL[@QUALIFIER...]=DIR, repeated, as {label: {(dataset, compression): DIR}}. A qualifier
     is a compression (c23, c40) or a dataset (Deepfakes, ..., All); one left out is None: any. The label is a
@@ -88,11 +102,10 @@ def parse_checkpoints(values):
     checkpoints = {}
     usage = "use LABEL=DIR, LABEL@c23=DIR, LABEL@Deepfakes=DIR or LABEL@Deepfakes@c40=DIR"
     for value in values:
-        key, sep, folder = value.partition("=")
-        label, *qualifiers = key.split("@")
+        label, qualifiers, folder = parse_labelled(value)
         datasets = [q for q in qualifiers if q in ffpp.DATASETS]
         compressions = [q for q in qualifiers if q in ffpp.COMPRESSIONS]
-        if not sep or not label or not folder or len(datasets) > 1 or len(compressions) > 1 \
+        if not label or not folder or len(datasets) > 1 or len(compressions) > 1 \
                 or len(datasets) + len(compressions) != len(qualifiers):
             raise SystemExit(f"--checkpoint {value!r}: {usage}")
         cell = (datasets[0] if datasets else None, compressions[0] if compressions else None)

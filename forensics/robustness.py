@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from models import HEADS
 from models.checkpoints import CheckpointError
 
 from . import degrade, ffpp
@@ -27,7 +28,6 @@ from .manifest import Tally, pool_map, select_videos
 from .runs import load_model
 from .scoring import ScoreOptions, score_frames
 
-HEADS = {"lq": "c40", "hq": "c23"}  # a detector's head and the quality it scores through
 FF_MARKS = {"c23": 23, "c40": 40}  # FF++'s own levels, H.264 CRF
 METRICS = ("auc", "video_auc", "acc")
 COLUMNS = (("checkpoint", "compression", "degradation", "level", "name", "kbps", "frames", "videos")
@@ -47,14 +47,10 @@ class Scorer:
 
 
 def checkpoint_specs(checkpoints):
-    """[(label, folder, compression or None)] from cli.parse_checkpoints' {label: {(dataset, compression): DIR}};
-    its older form {label: DIR or {compression: DIR}} is read too. A label with several compressions
-    gives one entry each, named 'LABEL (c23)'."""
+    """[(label, folder, compression or None)] from cli.parse_checkpoints' {label: {(dataset, compression): DIR}}.
+    A label with several compressions gives one entry each, named 'LABEL (c23)'."""
     specs = []
-    for label, value in checkpoints.items():
-        if isinstance(value, (str, Path)):
-            value = {(None, None): value}
-        entries = {(key if isinstance(key, tuple) else (None, key)): str(folder) for key, folder in value.items()}
+    for label, entries in checkpoints.items():
         for (dataset, compression), folder in entries.items():
             if dataset not in (None, "All"):
                 raise ValueError(f"--checkpoint {label}@{dataset}: the sweep scores every method at once; "

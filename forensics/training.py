@@ -22,8 +22,6 @@ from .runs import last_complete_epoch
 from .scoring import ScoreOptions, score_frames
 
 MODELS = ("detector", "xception")
-SWITCH = ("auto", "on", "off")
-PRECISIONS = ("auto", "bf16", "fp32")
 BOTH = "both"  # the baseline's --compression that trains on every frame at c23 and at c40
 BASELINE_COMPRESSIONS = ffpp.COMPRESSIONS + (BOTH,)
 
