@@ -33,6 +33,7 @@ from pathlib import Path
 
 from forensics import cli, experiments
 from forensics.experiments import SETS
+from forensics.training import TrainConfig
 from models import INPUT_SIZE
 
 REPO = Path(__file__).resolve().parent  # where train.py, test.py and eval.py are
@@ -94,7 +95,7 @@ def main(argv=None):
     unknown = [name for name, _ in references if name not in {v.name for v in variants}]
     if unknown:
         p.error(f"--reference {unknown[0]}: not a variant here ({', '.join(v.name for v in variants)})")
-    epochs = args.epochs or (chosen.epochs if chosen else 15)
+    epochs = args.epochs or (chosen.epochs if chosen else TrainConfig.epochs)
     if not 1 <= args.last <= epochs:
         p.error(f"--last {args.last}: needs 1 to --epochs ({epochs})")
     out = Path(args.out or f"runs/{args.set or 'experiments'}")

@@ -44,7 +44,7 @@ def main(argv=None):
     args, train_args = p.parse_known_args(argv)
     train_args = ["--face-root", args.face_root, "--splits", args.splits, "--workers", str(args.workers),
                   "--device", args.device, *train_args]
-    runs = grid.plan(args.out, args.datasets, args.epochs, args.baseline_epochs)
+    runs = grid.plan(args.out, args.datasets, epochs=args.epochs, baseline_epochs=args.baseline_epochs)
     if args.print_commands:
         for run in grid.pending(runs):
             print(grid.shell_line(grid.command(run, train_args, python="python", nproc=args.nproc)))

@@ -3,8 +3,11 @@
 Scripts keep their defaults as UPPERCASE constants at the top and pass them in here:
     p = argparse.ArgumentParser(description=__doc__)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT)
+or, where a dataclass holds the settings and their defaults (train.py's TrainConfig), take a flag per field:
+    cli.add_config(p, TrainConfig)
 """
 import argparse
+import dataclasses
 import os
 
 from . import ffpp
@@ -38,6 +41,22 @@ def add_common(parser, **defaults):
             kind, default = auto_or_int, None
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind, help=text,
                             choices=CHOICES.get(name))
+    return parser
+
+
+def add_config(parser, config):
+    """A flag for every field of the dataclass config, named after it (max_frames -> --max-frames), with the
+    field's default, type and the help and choices of its metadata (a shared flag's from HELP and CHOICES);
+    a bool field is a switch that turns it on."""
+    for f in dataclasses.fields(config):
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        text = f.metadata.get("help") or HELP[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        if f.type is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", default=default, help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=f.type, default=default, help=f"{text} (default: {default})",
+                                choices=f.metadata.get("choices") or CHOICES.get(f.name))
     return parser
 
 
