@@ -34,11 +34,12 @@ from forensics import cli, packed
 from forensics.fileio import check_writable, write_by_name, write_bytes
 from forensics.data import FaceFrames, index_frames, make_loader, training_loader
 from forensics.device import autocast, resolve_device, synchronize
-from forensics.scoring import score_frames
+from forensics.scoring import ScoreOptions, score_frames
 from forensics.training import RELEASED_SETTINGS, TrainConfig, Training
+from models import INPUT_SIZE
 
 DEVICE = "auto"
-IMAGE_SIZE = 0          # 0: 299 on CUDA, 64 on CPU
+IMAGE_SIZE = 0          # 0: the networks' 299 (models.INPUT_SIZE) on CUDA, 64 on CPU
 BATCH_SIZE = 0          # 0: 64 on CUDA, 8 on CPU
 TEST_BATCH_SIZE = 0     # 0: 128 on CUDA, 16 on CPU
 TEST_FRAMES = 0         # frames test.py's path scores, after a warm-up pass; 0: 12800 on CUDA, 64 on CPU
@@ -128,8 +129,9 @@ def measure(name, settings, opts, face_root, splits, device):
     result = {}
 
     # loader alone
-    loader = training_loader(face_root, frames, config.qualities, True, config.image_size, config.batch_size,
-                             config.workers, config.loader, device)
+    loader = training_loader(face_root, frames, qualities=config.qualities, masks=True, image_size=config.image_size,
+                             batch_size=config.batch_size, workers=config.workers, decoder=config.loader,
+                             device=device)
     stream = batches(loader)
     result["loader samples/s"] = opts.batch_size * opts.steps / timed(device, opts.steps, 2, lambda: next(stream))
 
@@ -168,9 +170,9 @@ def measure(name, settings, opts, face_root, splits, device):
     seconds = timed(device, opts.steps, opts.warmup, infer)
     result["test frames/s (model)"] = len(x) * opts.steps / seconds
     test_frames = (frames * (opts.test_frames // len(frames) + 1))[: opts.test_frames]
-    score = lambda n: score_frames(model, face_root, test_frames[:n], "c40", device,  # noqa: E731
-                                   config.image_size, opts.test_batch_size, opts.workers, config.precision,
-                                   config.channels_last)
+    options = ScoreOptions(image_size=config.image_size, batch_size=opts.test_batch_size, workers=opts.workers,
+                           precision=config.precision, channels_last=config.channels_last)
+    score = lambda n: score_frames(model, face_root, test_frames[:n], "c40", device, options)  # noqa: E731
     score(opts.test_batch_size * 4)
     synchronize(device)
     started = time.perf_counter()
@@ -213,7 +215,7 @@ def main(argv=None):
         p.error(f"--only {opts.only}: not measured {needs}; choose one of {', '.join(settings)}")
     device = resolve_device(opts.device)
     cuda = device.type == "cuda"
-    opts.image_size = opts.image_size or (299 if cuda else 64)
+    opts.image_size = opts.image_size or (INPUT_SIZE if cuda else 64)
     opts.batch_size = opts.batch_size or (64 if cuda else 8)
     opts.test_batch_size = opts.test_batch_size or (128 if cuda else 16)
     opts.test_frames = opts.test_frames or (12800 if cuda else 64)

@@ -14,11 +14,12 @@ import argparse
 import sys
 
 from forensics import cli, crops, ffpp
+from models import INPUT_SIZE
 
 FFPP_ROOT = ffpp.ROOT
 LOCS = "jsons"
 FACE_ROOT = "face"
-IMAGE_SIZE = 299
+IMAGE_SIZE = INPUT_SIZE        # the networks' input side (models.INPUT_SIZE): the paper's 299
 FORMAT = "png"  # what the released code wrote; "packed" for the loader's fast path (see the README)
 WORKERS = cli.default_workers()
 MAX_FRAMES = 0

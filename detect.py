@@ -18,7 +18,7 @@ import sys
 from forensics import cli, inference
 from forensics.device import resolve_device, resolve_precision, resolve_switch
 from forensics.fileio import check_writable
-from forensics.runs import image_size_of
+from models import input_size
 from models.checkpoints import CheckpointError
 
 CHECKPOINT = "runs/detector"
@@ -61,8 +61,8 @@ def parse_args(argv=None):
                         f"(default: {HEAD})")
     p.add_argument("--threshold", type=float, default=None,
                    help="fake when score >= this (default: the run's validation threshold for the epoch and head)")
-    cli.add_common(p, out=OUT, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
-    p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
+    cli.add_common(p, out=OUT, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE,
+                   precision=PRECISION)
     p.add_argument("--recursive", action="store_true", help="also the videos and images in subfolders")
     p.add_argument("--max-frames", type=at_least(0), default=MAX_FRAMES,
                    help=f"only the first N frames of a video, 0 for all (default: {MAX_FRAMES})")
@@ -93,7 +93,7 @@ def main(argv=None):
     except (CheckpointError, OSError, ValueError) as e:
         raise SystemExit(f"detect.py: {e}") from None
     thresholds = inference.thresholds_of(args.checkpoint, info, heads, args.threshold)
-    size = image_size_of(args.image_size, info)
+    size = args.image_size or input_size(model)
     print(f"{info['model']} from {args.checkpoint}, epoch {info['epoch']}, heads {', '.join(heads)}, {size} px, "
           f"on {device} ({precision})")
     for head, threshold in thresholds.items():

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from forensics import cli, experiments
 from forensics.experiments import SETS
+from forensics.training import TrainConfig
+from models import INPUT_SIZE
 
 REPO = Path(__file__).resolve().parent  # where train.py, test.py and eval.py are
 
@@ -43,7 +45,7 @@ OUT = ""                     # empty: runs/<set>, or runs/experiments for --vari
 SET = None                   # precision or ablation; None: only the --variant ones
 SEEDS = (0, 1, 2)
 EPOCHS = 0                   # 0: the set's (precision 6, ablation 15); train.py's 15 for --variant alone
-IMAGE_SIZE = 299
+IMAGE_SIZE = INPUT_SIZE
 BATCH_SIZE = 64
 JOBS = 1                     # runs at once (they share the device)
 LAST = 3                     # also reported: the mean validation AUC of the last epochs
@@ -94,7 +96,7 @@ def main(argv=None):
     unknown = [name for name, _ in references if name not in {v.name for v in variants}]
     if unknown:
         p.error(f"--reference {unknown[0]}: not a variant here ({', '.join(v.name for v in variants)})")
-    epochs = args.epochs or (chosen.epochs if chosen else 15)
+    epochs = args.epochs or (chosen.epochs if chosen else TrainConfig.epochs)
     if not 1 <= args.last <= epochs:
         p.error(f"--last {args.last}: needs 1 to --epochs ({epochs})")
     out = Path(args.out or f"runs/{args.set or 'experiments'}")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from forensics import cli, ffpp, grid
 from forensics.device import resolve_device
-from forensics.evaluation import paper_table, write_table
+from forensics.paper import paper_table, write_table
+from forensics.scoring import ScoreOptions
 
 FACE_ROOT = "face"
 SPLITS = "jsons"
@@ -43,7 +44,7 @@ def main(argv=None):
     args, train_args = p.parse_known_args(argv)
     train_args = ["--face-root", args.face_root, "--splits", args.splits, "--workers", str(args.workers),
                   "--device", args.device, *train_args]
-    runs = grid.plan(args.out, args.datasets, args.epochs, args.baseline_epochs)
+    runs = grid.plan(args.out, args.datasets, epochs=args.epochs, baseline_epochs=args.baseline_epochs)
     if args.print_commands:
         for run in grid.pending(runs):
             print(grid.shell_line(grid.command(run, train_args, python="python", nproc=args.nproc)))
@@ -53,9 +54,9 @@ def main(argv=None):
     # a grid with All fills every method's column too, from the All model where it has no model of its own (*)
     columns = list(ffpp.DATASETS) if "All" in args.datasets else args.datasets
     try:
-        rows, notes = paper_table(grid.checkpoints(runs), args.face_root, args.splits, table,
-                                  resolve_device(args.device), columns, batch_size=args.table_batch_size,
-                                  workers=args.workers)
+        rows, notes = paper_table(grid.checkpoints(runs), face_root=args.face_root, splits=args.splits, out=table,
+                                  device=resolve_device(args.device), datasets=columns,
+                                  options=ScoreOptions(batch_size=args.table_batch_size, workers=args.workers))
     except (FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"paper_grid.py: {e}") from None
     print(write_table(table, rows, notes, columns, ffpp.COMPRESSIONS))

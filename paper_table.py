@@ -17,7 +17,8 @@ from pathlib import Path
 
 from forensics import cli, ffpp
 from forensics.device import resolve_device
-from forensics.evaluation import paper_table, write_table
+from forensics.paper import paper_table, write_table
+from forensics.scoring import ScoreOptions
 
 FACE_ROOT = "face"
 SPLITS = "jsons"
@@ -52,10 +53,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        rows, notes = paper_table(args.checkpoints, args.face_root, args.splits, args.out,
-                                  resolve_device(args.device), args.datasets, args.compressions, args.epoch,
-                                  args.image_size, args.batch_size, args.workers, args.max_frames,
-                                  args.val_max_frames)
+        options = ScoreOptions(image_size=args.image_size, batch_size=args.batch_size, workers=args.workers,
+                               max_frames=args.max_frames, val_max_frames=args.val_max_frames)
+        rows, notes = paper_table(args.checkpoints, face_root=args.face_root, splits=args.splits, out=args.out,
+                                  device=resolve_device(args.device), datasets=args.datasets,
+                                  compressions=args.compressions, epoch=args.epoch, options=options)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"paper_table.py: {e}") from None
     print(write_table(args.out, rows, notes, args.datasets, args.compressions))

@@ -18,6 +18,8 @@ from forensics import cli, degrade, ffpp
 from forensics.device import resolve_device
 from forensics.fileio import check_writable
 from forensics.robustness import HEADS, sweep, write_outputs
+from forensics.scoring import ScoreOptions
+from models import INPUT_SIZE
 
 FFPP_ROOT = ffpp.ROOT
 LOCS = "jsons"
@@ -32,7 +34,7 @@ SCALE = degrade.SCALES       # --scale without values
 EPOCH = "best"
 MAX_FRAMES = 140             # first located frames of each video (test.py's)
 VAL_MAX_FRAMES = 140
-IMAGE_SIZE = 299             # crop side: the face tree's (create_faces_from_dlib_locs.py --image-size)
+IMAGE_SIZE = INPUT_SIZE      # crop side: the face tree's (create_faces_from_dlib_locs.py --image-size)
 PRECISION = "auto"
 OUT = "runs/robustness"
 CACHE = ""                   # empty: OUT/cache
@@ -44,7 +46,7 @@ BATCH_SIZE = 128
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, ffpp_root=FFPP_ROOT, locs=LOCS, face_root=FACE_ROOT, splits=SPLITS, out=OUT, device=DEVICE,
-                   workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
+                   workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, precision=PRECISION)
     p.add_argument("--split", default=SPLIT, choices=ffpp.SPLITS, help=f"the split to degrade (default: {SPLIT})")
     p.add_argument("--checkpoint", action="append", default=[], metavar="LABEL[@COMPRESSION]=DIR",
                    help=f"a checkpoint to sweep (repeat; replaces the default {CHECKPOINTS})")
@@ -62,7 +64,6 @@ def parse_args(argv=None):
     p.add_argument("--epoch", default=EPOCH, help="best, last or an epoch number, for every checkpoint")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES, help="first located frames of each video")
     p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES)
-    p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
     args = p.parse_args(argv)
     for flag, value in (("--max-frames", args.max_frames), ("--val-max-frames", args.val_max_frames)):
         if value < 1:
@@ -80,10 +81,12 @@ def main(argv=None):
         check_writable(args.out)  # before any encoding: its outputs, and by default its cache, go there
         check_writable(args.cache, "--cache")
         levels = degrade.ladder(args.crf, args.jpeg, args.scale, args.codecs)
-        rows, report = sweep(args.checkpoints, args.ffpp_root, args.locs, args.face_root, args.splits, args.cache,
-                             levels, resolve_device(args.device), args.split, args.heads, args.epoch,
-                             args.image_size, args.batch_size, args.workers, args.max_frames, args.val_max_frames,
-                             args.precision)
+        options = ScoreOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision,
+                               max_frames=args.max_frames, val_max_frames=args.val_max_frames)
+        rows, report = sweep(args.checkpoints, levels, resolve_device(args.device), ffpp_root=args.ffpp_root,
+                             locs_dir=args.locs, face_root=args.face_root, splits_dir=args.splits, cache=args.cache,
+                             crop_size=args.image_size, split=args.split, heads=args.heads, epoch=args.epoch,
+                             options=options)
     except (FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"robustness.py: {e}") from None
     print(write_outputs(rows, report, args.out))

@@ -15,8 +15,8 @@ import shlex
 
 from forensics import cli, ffpp
 from forensics.device import resolve_device
-from forensics.runs import image_size_of, load_model
-from forensics.scoring import score_splits
+from forensics.runs import load_model
+from forensics.scoring import ScoreOptions, score_splits
 from models.checkpoints import CheckpointError
 
 FACE_ROOT = "face"
@@ -40,7 +40,7 @@ BATCH_SIZE = 128
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT, device=DEVICE, workers=WORKERS,
-                   image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
+                   image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, precision=PRECISION)
     p.add_argument("--checkpoint-dir", default=CHECKPOINT_DIR,
                    help="a train.py run, or a folder of released head_N.tar/tail_N.tar files")
     p.add_argument("--epoch", default=EPOCH, help="best (from best.json), last, or an epoch number")
@@ -52,7 +52,6 @@ def parse_args(argv=None):
                    help="first frames of each validation video (0: skip the validation split)")
     p.add_argument("--format", default=FORMAT, choices=("csv", "mat"),
                    help="mat also writes <compression>_<split>.mat for the released eval")
-    p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
     return p.parse_args(argv)
 
 
@@ -62,9 +61,11 @@ def main(argv=None):
     try:
         model, info = load_model(args.checkpoint_dir, args.epoch, args.compression, args.model)
         print(f"{info['model']} from {args.checkpoint_dir}, epoch {info['epoch']}, on {device}")
-        path = score_splits(model, info, args.face_root, args.splits, args.out, args.dataset, args.compression,
-                            image_size_of(args.image_size, info), device, args.batch_size, args.workers,
-                            args.max_frames, args.val_max_frames, args.format, args.precision)
+        options = ScoreOptions(image_size=args.image_size, batch_size=args.batch_size, workers=args.workers,
+                               precision=args.precision, max_frames=args.max_frames,
+                               val_max_frames=args.val_max_frames)
+        path = score_splits(model, info, face_root=args.face_root, splits=args.splits, out=args.out, device=device,
+                            dataset=args.dataset, compression=args.compression, options=options, fmt=args.format)
     except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
         raise SystemExit(f"test.py: {e}") from None
     print(f"wrote {path}; next: python eval.py --scores {shlex.quote(str(path))}")

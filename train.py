@@ -3,7 +3,9 @@
     python train.py --face-root face/ --splits jsons/ --dataset All --out runs/all
     torchrun --nproc_per_node 4 train.py ...          # several GPUs, DistributedDataParallel
 
-Every default below can be overridden with the flag of the same name (MAX_FRAMES -> --max-frames).
+Every setting is a field of TrainConfig (forensics/training.py), which writes its default (the released code's,
+where it had the setting) and its help once: each is a flag of the same name (max_frames -> --max-frames), and
+--out's config.json records them all.
 """
 import argparse
 import dataclasses
@@ -13,109 +15,19 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from forensics import cli, ffpp, progress
-from forensics.data import DECODERS, DataError, SkippedFrames, index_frames, training_loader
+
+from forensics import cli, progress
+from forensics.data import DataError, SkippedFrames, index_frames, training_loader
 from forensics.device import resolve_device
 from forensics.fileio import write_json
-from forensics.losses import METRIC_REDUCTIONS
 from forensics.runs import check_resume, clear_run, refuse_another_run
-from forensics.training import (
-    BASELINE_COMPRESSIONS,
-    MODELS,
-    PRECISIONS,
-    SWITCH,
-    TrainConfig,
-    Training,
-    seed_everything,
-    setup_distributed,
-    validate,
-)
-from models import TAIL_BATCHES
+from forensics.training import TrainConfig, Training, seed_everything, setup_distributed, validate
 from models.checkpoints import CheckpointError
-
-# data
-FACE_ROOT = "face"
-SPLITS = "jsons"
-DATASET = "All"              # Deepfakes, Face2Face, FaceSwap, NeuralTextures or All
-MAX_FRAMES = 270             # first frames of each training video (released: 270)
-VAL_MAX_FRAMES = 140         # first frames of each validation video (released test: 140)
-IMAGE_SIZE = 299
-WORKERS = cli.default_workers()
-LOADER = "fast"              # fast: uint8 PNG decode in workers, normalise on the device; pil: the released path
-STRICT = False               # stop on any warning about the data (a method or quality missing, a damaged crop)
-VERIFY = False               # decode every crop before the first step (slow on FF++)
-# model
-MODEL = "detector"           # detector, or xception for the one-stream baseline
-COMPRESSION = "c23"          # the baseline's training quality: c23, c40 or both (the detector: c23+c40 pairs)
-TAIL_BATCH = "per-stream"    # per-stream: the tail runs once per stream, as released; joint: on both at once
-PRETRAINED = "imagenet"      # imagenet (timm, needs a network once), a local Xception file, or none
-# optimisation (released: Adam, lr 1e-4, weight decay 1e-4, batch 64, 15 epochs)
-EPOCHS = 15
-BATCH_SIZE = 64
-LR = 1e-4
-WEIGHT_DECAY = 1e-4
-SEED = 0
-# losses (released: r1 = 0.01, r2 = 18, pairing weight 0.2, the metric hinge summed and divided by batch^2)
-R1, R2 = 0.01, 18.0
-METRIC_REDUCTION = "released"  # released: sum / batch^2; mean: the per-sample mean (batch times the weight)
-METRIC_WEIGHT = 1.0
-PAIRING_WEIGHT = 0.2
-ATTENTION_WEIGHT = 1.0
-MASK_WEIGHT = 1.0
-CLASSIFIER_WEIGHT = 0.0      # > 0 adds a classification head with cross-entropy
-ADVERSARIAL_WEIGHT = 0.0     # > 0 adds the compression-insensitivity critic (WGAN-GP)
-GRADIENT_PENALTY = 10.0
-CRITIC_LR = 1e-4
-# system
-OUT = "runs/detector"
-DEVICE = "auto"
-PRECISION = "auto"           # auto: bf16 autocast on CUDA, fp32 on CPU
-CHANNELS_LAST = "auto"       # auto: on CUDA
-COMPILE = "auto"             # auto: torch.compile on CUDA
-FUSED_ADAM = "auto"          # auto: the fused Adam kernel on CUDA
-RESUME = False               # continue the run in OUT from its last complete epoch
-OVERWRITE = False            # start over in an OUT that holds another run's checkpoints (they are deleted)
-LOG_EVERY = 20               # steps between TensorBoard scalars
-MAX_STEPS = 0                # > 0 stops each epoch after this many steps (smoke tests, benchmarks)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT, device=DEVICE, workers=WORKERS,
-                   image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, epochs=EPOCHS, seed=SEED)
-    p.add_argument("--dataset", default=DATASET, choices=ffpp.DATASETS)
-    p.add_argument("--max-frames", type=int, default=MAX_FRAMES)
-    p.add_argument("--val-max-frames", type=int, default=VAL_MAX_FRAMES)
-    p.add_argument("--loader", default=LOADER, choices=DECODERS)
-    p.add_argument("--strict", action="store_true", default=STRICT, help="stop on any warning about the data")
-    p.add_argument("--verify", action="store_true", default=VERIFY, help="decode every crop before the first step")
-    p.add_argument("--model", default=MODEL, choices=MODELS)
-    p.add_argument("--compression", default=COMPRESSION, choices=BASELINE_COMPRESSIONS)
-    p.add_argument("--tail-batch", default=TAIL_BATCH, choices=TAIL_BATCHES)
-    p.add_argument("--pretrained", default=PRETRAINED)
-    p.add_argument("--lr", type=float, default=LR)
-    p.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY)
-    p.add_argument("--r1", type=float, default=R1)
-    p.add_argument("--r2", type=float, default=R2)
-    p.add_argument("--metric-reduction", default=METRIC_REDUCTION, choices=METRIC_REDUCTIONS)
-    p.add_argument("--metric-weight", type=float, default=METRIC_WEIGHT)
-    p.add_argument("--pairing-weight", type=float, default=PAIRING_WEIGHT)
-    p.add_argument("--attention-weight", type=float, default=ATTENTION_WEIGHT)
-    p.add_argument("--mask-weight", type=float, default=MASK_WEIGHT)
-    p.add_argument("--classifier-weight", type=float, default=CLASSIFIER_WEIGHT)
-    p.add_argument("--adversarial-weight", type=float, default=ADVERSARIAL_WEIGHT)
-    p.add_argument("--gradient-penalty", type=float, default=GRADIENT_PENALTY)
-    p.add_argument("--critic-lr", type=float, default=CRITIC_LR)
-    p.add_argument("--precision", default=PRECISION, choices=PRECISIONS)
-    p.add_argument("--channels-last", default=CHANNELS_LAST, choices=SWITCH)
-    p.add_argument("--compile", default=COMPILE, choices=SWITCH)
-    p.add_argument("--fused-adam", default=FUSED_ADAM, choices=SWITCH)
-    p.add_argument("--resume", action="store_true", default=RESUME,
-                   help="continue the run in --out from its last complete epoch")
-    p.add_argument("--overwrite", action="store_true", default=OVERWRITE,
-                   help="start over in an --out that holds another run: its checkpoints, history and logs are deleted")
-    p.add_argument("--log-every", type=int, default=LOG_EVERY)
-    p.add_argument("--max-steps", type=int, default=MAX_STEPS)
+    cli.add_config(p, TrainConfig)
     return TrainConfig(**vars(p.parse_args(argv)))
 
 
@@ -143,8 +55,9 @@ def main(argv=None):
                                 strict=config.strict, verify=config.verify)
     val_frames = index_frames(config.face_root, config.splits, "val", config.dataset, config.val_max_frames,
                               config.qualities, need_masks=False, strict=config.strict, verify=config.verify)
-    loader = training_loader(config.face_root, train_frames, config.qualities, config.reads_masks, config.image_size,
-                             config.batch_size, config.workers, config.loader, device, config.seed, world, rank)
+    loader = training_loader(config.face_root, train_frames, qualities=config.qualities, masks=config.reads_masks,
+                             image_size=config.image_size, batch_size=config.batch_size, workers=config.workers,
+                             decoder=config.loader, device=device, seed=config.seed, world=world, rank=rank)
 
     # model, one optimiser per saved part, and the critic
     training = Training(config, device, world)

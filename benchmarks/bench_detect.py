@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from forensics.fileio import write_json
+from forensics.training import save_part
 from forensics.video import ffmpeg_exe, video_info
-from models import AntiCompressionDetector
-from models.checkpoints import checkpoint_path, save_part
+from models import INPUT_SIZE, AntiCompressionDetector
+from models.checkpoints import checkpoint_path
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO.parent / "shared" / "data" / "ffpp_c23_samples" / "original_sequences" / "youtube" / "c23" / "videos" \
@@ -46,7 +47,7 @@ def make_run(folder, seed=0):
     model = AntiCompressionDetector()
     for part in ("tail", "hq_head", "lq_head"):
         save_part(checkpoint_path(folder, part, 1), getattr(model, part))
-    write_json(Path(folder) / "config.json", {"model": "detector", "image_size": 299})
+    write_json(Path(folder) / "config.json", {"model": "detector", "image_size": INPUT_SIZE})
     return folder
 
 

@@ -24,8 +24,9 @@ import torch
 from demokit.synthetic import make_face_tree
 from forensics import cli, ffpp, packed
 from forensics.data import FaceFrames, collate, index_frames, make_loader, training_loader
+from models import INPUT_SIZE
 
-IMAGE_SIZE = 299
+IMAGE_SIZE = INPUT_SIZE
 BATCH_SIZE = 64
 TEST_BATCH_SIZE = 128  # test.py's
 WORKERS = 2
@@ -160,8 +161,9 @@ def loader_rate(roots, frames, opts, test=False):
                                  masks=False)
             loader = make_loader(dataset, opts.test_batch_size, opts.workers)
         else:
-            loader = training_loader(roots[fmt], frames, ffpp.COMPRESSIONS, True, opts.image_size, opts.batch_size,
-                                     opts.workers, "fast", torch.device("cpu"), seed=opts.seed)
+            loader = training_loader(roots[fmt], frames, qualities=ffpp.COMPRESSIONS, masks=True,
+                                     image_size=opts.image_size, batch_size=opts.batch_size, workers=opts.workers,
+                                     decoder="fast", device=torch.device("cpu"), seed=opts.seed)
         batches = endless(loader)
         for _ in range(opts.warmup):
             next(batches)

@@ -13,10 +13,11 @@ from pathlib import Path
 from forensics import cli, crops, faces, ffpp, locations
 from forensics.fileio import write_image
 from forensics.video import read_frames
+from models import INPUT_SIZE
 
 FFPP_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ffpp_c23_samples"
 MAX_FRAMES = 60
-IMAGE_SIZE = 299
+IMAGE_SIZE = INPUT_SIZE
 WORKERS = cli.default_workers()
 
 

@@ -3,11 +3,17 @@
 Scripts keep their defaults as UPPERCASE constants at the top and pass them in here:
     p = argparse.ArgumentParser(description=__doc__)
     cli.add_common(p, face_root=FACE_ROOT, splits=SPLITS, out=OUT)
+or, where a dataclass holds the settings and their defaults (train.py's TrainConfig), take a flag per field:
+    cli.add_config(p, TrainConfig)
 """
 import argparse
+import dataclasses
 import os
 
 from . import ffpp
+
+PRECISIONS = ("auto", "bf16", "fp32")  # --precision (device.resolve_precision decides auto)
+SWITCH = ("auto", "on", "off")  # --channels-last, --compile, --fused-adam (device.resolve_switch decides auto)
 
 HELP = {
     "ffpp_root": "FF++ root holding original_sequences/ and manipulated_sequences/",
@@ -21,7 +27,9 @@ HELP = {
     "batch_size": "samples per batch",
     "epochs": "training epochs",
     "seed": "random seed",
+    "precision": "bf16 autocast or fp32; auto: bf16 on CUDA, fp32 on the CPU",
 }
+CHOICES = {"precision": PRECISIONS}
 
 
 def add_common(parser, **defaults):
@@ -31,7 +39,24 @@ def add_common(parser, **defaults):
         kind = type(default) if default is not None and not isinstance(default, bool) else str
         if name == "image_size" and default == "auto":
             kind, default = auto_or_int, None
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind, help=text)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=default, type=kind, help=text,
+                            choices=CHOICES.get(name))
+    return parser
+
+
+def add_config(parser, config):
+    """A flag for every field of the dataclass config, named after it (max_frames -> --max-frames), with the
+    field's default, type and the help and choices of its metadata (a shared flag's from HELP and CHOICES);
+    a bool field is a switch that turns it on."""
+    for f in dataclasses.fields(config):
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        text = f.metadata.get("help") or HELP[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        if f.type is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", default=default, help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=f.type, default=default, help=f"{text} (default: {default})",
+                                choices=f.metadata.get("choices") or CHOICES.get(f.name))
     return parser
 
 
@@ -81,6 +106,14 @@ def auto_or_int(value):
         raise argparse.ArgumentTypeError(f"{value!r}: use auto or a number of pixels") from None
 
 
+def parse_labelled(text):
+    """LABEL[@QUALIFIER...][=VALUE], the grammar of --checkpoint (paper_table.py, robustness.py) and of
+    experiments.py's --variant and --reference: (label, [qualifiers], value, or None without '=')."""
+    key, sep, value = text.partition("=")
+    label, *qualifiers = key.split("@")
+    return label, qualifiers, value if sep else None
+
+
 def parse_checkpoints(values):
     """--checkpoint LABEL[@QUALIFIER...]=DIR, repeated, as {label: {(dataset, compression): DIR}}. A qualifier
     is a compression (c23, c40) or a dataset (Deepfakes, ..., All); one left out is None: any. The label is a
@@ -88,11 +121,10 @@ def parse_checkpoints(values):
     checkpoints = {}
     usage = "use LABEL=DIR, LABEL@c23=DIR, LABEL@Deepfakes=DIR or LABEL@Deepfakes@c40=DIR"
     for value in values:
-        key, sep, folder = value.partition("=")
-        label, *qualifiers = key.split("@")
+        label, qualifiers, folder = parse_labelled(value)
         datasets = [q for q in qualifiers if q in ffpp.DATASETS]
         compressions = [q for q in qualifiers if q in ffpp.COMPRESSIONS]
-        if not sep or not label or not folder or len(datasets) > 1 or len(compressions) > 1 \
+        if not label or not folder or len(datasets) > 1 or len(compressions) > 1 \
                 or len(datasets) + len(compressions) != len(qualifiers):
             raise SystemExit(f"--checkpoint {value!r}: {usage}")
         cell = (datasets[0] if datasets else None, compressions[0] if compressions else None)

@@ -20,7 +20,7 @@ from .manifest import DONE_MARKER, Tally, crop_stamp, finished_crops, mark_finis
 from .video import VideoError, iter_frames
 
 
-def cut(frame, box, size=299):
+def cut(frame, box, size):
     """The square crop box = [x, y, side] of frame, resized to size x size (size 0: native side)."""
     x, y, s = (int(v) for v in box)
     h, w = frame.shape[:2]
@@ -37,7 +37,7 @@ def to_mask(frame):
     return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
-def crop_frames(frames, boxes, size=299, mask=False):
+def crop_frames(frames, boxes, size, mask=False):
     """(index, crop) for each (index, frame) in frames that has a box; frames may be any iterable of pairs
     or a dict, e.g. already decoded frames."""
     items = frames.items() if isinstance(frames, dict) else frames
@@ -250,7 +250,7 @@ def check_format(fmt, size):
         raise ValueError("--format packed needs one crop size for all crops: give --image-size (not 0), e.g. 299")
 
 
-def crop_group(sources, boxes, size=299, name="", verify=False, fmt="png"):
+def crop_group(sources, boxes, size, name="", verify=False, fmt="png"):
     """Cut the crops of one video at every quality (c23, c40 and, for a fake, its mask) with the same boxes,
     as PNGs or (fmt 'packed', which needs a size) one pack per folder.
 
@@ -282,7 +282,7 @@ def crop_group(sources, boxes, size=299, name="", verify=False, fmt="png"):
     return tally
 
 
-def crop_video(path, boxes, out_dir, size=299, mask=False, fmt="png"):
+def crop_video(path, boxes, out_dir, size, mask=False, fmt="png"):
     """Cut the crops of one video into out_dir/<frame>.png or its pack (see crop_group for several aligned
     videos)."""
     quality = ffpp.MASKS if mask else "video"
@@ -305,12 +305,12 @@ def _crop_job(job):
     return crop_group(*job)
 
 
-def create_faces(ffpp_root, locs_dir, face_root, methods=(ffpp.REAL,) + ffpp.METHODS, qualities=ffpp.COMPRESSIONS,
-                 masks=True, image_size=299, max_frames=None, splits_dir=None, split=None, workers=0, verify=False,
-                 fmt="png"):
-    """Write the face/ tree for the videos in the face-location files, as PNGs or packed (fmt); returns the
-    run's Tally. verify decodes every crop of a finished folder (packed: checks its SHA-1) and redoes the
-    folders where one fails."""
+def create_faces(ffpp_root, locs_dir, face_root, *, image_size, methods=(ffpp.REAL,) + ffpp.METHODS,
+                 qualities=ffpp.COMPRESSIONS, masks=True, max_frames=None, splits_dir=None, split=None, workers=0,
+                 verify=False, fmt="png"):
+    """Write the face/ tree for the videos in the face-location files, crops image_size pixels square (0: each
+    box's own side), as PNGs or packed (fmt); returns the run's Tally. verify decodes every crop of a finished
+    folder (packed: checks its SHA-1) and redoes the folders where one fails."""
     check_format(fmt, image_size)
     tally = Tally()
     for folder, what in ((ffpp_root, "FF++ root (--ffpp-root)"), (locs_dir, "face-location folder (--locs)")):

@@ -1,8 +1,9 @@
 """Frames of the face/ tree for training and testing: the frame index, the dataset, one loader builder and
 the one step that moves a batch to the device.
 
-Workers only decode PNGs into uint8 tensors; conversion to float and normalisation (mean = std = 0.5, as
-the released code) happen on the device in one batched step (Batch.to). The released code's per-sample
+Workers only decode PNGs into uint8 tensors; conversion to float and normalisation (the networks' mean and
+std, models.PRETRAINED_CFG: 0.5 and 0.5, as the released code) happen on the device in one batched step
+(Batch.to). The released code's per-sample
 PIL path is kept behind decoder="pil" for comparison: its batches arrive normalised already. A crop folder
 may be packed (forensics/packed.py) in place of its PNGs: everything here reads either, to the same pixels.
 """
@@ -18,6 +19,8 @@ import cv2
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torch.utils.data.distributed import DistributedSampler
+
+from models.xception import MEAN, PRETRAINED_CFG, STD
 
 from . import ffpp, packed
 from .fileio import imread
@@ -307,20 +310,21 @@ class Batch:
                      self.label.pin_memory(), self.index.pin_memory(), self.skipped)
 
     def to(self, device, channels_last=False):
-        """The batch on the device, images normalised: (x / 255 - 0.5) / 0.5."""
+        """The batch on the device, images normalised: (x / 255 - mean) / std."""
         return Batch({q: model_input(x, device, channels_last) for q, x in self.images.items()},
                      None if self.mask is None else self.mask.to(device, non_blocking=True),
                      self.label.to(device, non_blocking=True), self.index, self.skipped)
 
 
 def model_input(images, device, channels_last=False):
-    """uint8 images are normalised on the device; float images (the PIL decoder's) are normalised already.
+    """uint8 images are normalised on the device, (x / 255 - mean) / std as one division and one subtraction
+    (x / 127.5 - 1 at the networks' 0.5 and 0.5); float images (the PIL decoder's) are normalised already.
     The model gets the layout it asks for (collate's uint8 batches arrive channels_last), made on the device."""
     x = images.to(device, non_blocking=True)
     if not channels_last:
         x = x.contiguous()
     if x.dtype == torch.uint8:
-        x = x.float().div_(127.5).sub_(1.0)
+        x = x.float().div_(255 * STD).sub_(MEAN / STD)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -374,7 +378,7 @@ class FaceFrames(Dataset):
     all-zero mask. decoder 'fast' gives uint8, 'pil' the released per-sample PIL/torchvision floats. A packed
     folder's crop is copied out of its memory map: the same pixels as its PNG, without decoding."""
 
-    def __init__(self, face_root, frames, image_size=299, qualities=ffpp.COMPRESSIONS, masks=True, decoder="fast"):
+    def __init__(self, face_root, frames, image_size, qualities=ffpp.COMPRESSIONS, masks=True, decoder="fast"):
         if decoder not in DECODERS:
             raise ValueError(f"--loader {decoder!r}: choose one of {', '.join(DECODERS)}")
         self.face_root = Path(face_root)
@@ -390,7 +394,7 @@ class FaceFrames(Dataset):
 
             resize = transforms.Resize((image_size, image_size))
             self.transform = transforms.Compose([resize, transforms.ToTensor(),
-                                                 transforms.Normalize([0.5] * 3, [0.5] * 3)])
+                                                 transforms.Normalize(PRETRAINED_CFG["mean"], PRETRAINED_CFG["std"])])
             self.mask_transform = transforms.Compose([resize, transforms.ToTensor()])
 
     def __len__(self):
@@ -463,7 +467,7 @@ def make_loader(dataset, batch_size, workers, sampler=None, drop_last=False, dev
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
 
 
-def training_loader(face_root, frames, qualities, masks, image_size, batch_size, workers, decoder, device,
+def training_loader(face_root, frames, *, qualities, masks, image_size, batch_size, workers, decoder, device,
                     seed=0, world=1, rank=0):
     """The shuffled training loader (train.py and bench.py). Its order is a function of the seed and the
     epoch alone (loader.sampler.set_epoch): one DistributedSampler shard per process, a single one without

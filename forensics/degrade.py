@@ -197,7 +197,7 @@ class VideoJob:
     boxes: dict
     levels: tuple
     cache: Path
-    size: int = 299
+    size: int  # crop side
 
     def crop_dir(self, level):
         return ffpp.face_dir(level_root(self.cache, level), self.method, CROPS, self.video)

@@ -22,6 +22,7 @@ from pathlib import Path
 from models.checkpoints import checkpoint_path
 
 from . import ffpp, stats
+from .cli import parse_labelled
 from .fileio import read_json, write_bytes
 from .grid import shell_line
 from .runs import again_flags, best_epoch, checkpoint_files, read_history, run_config, run_parts, \
@@ -79,26 +80,28 @@ SETS = {
 }
 
 
-def _qualified(text, what):
-    """NAME or NAME@c23 / NAME@c40 as (name, compressions or None)."""
-    name, *qualifiers = text.split("@")
-    if not NAME.fullmatch(name) or any(q not in ffpp.COMPRESSIONS for q in qualifiers):
+def _qualified(name, qualifiers, what, text, valid=True):
+    """(name, compressions or None) of NAME[@c23][@c40], or a ValueError naming the flag."""
+    if not valid or not NAME.fullmatch(name) or any(q not in ffpp.COMPRESSIONS for q in qualifiers):
         raise ValueError(f"{what} {text!r}: a name of letters, digits, '-' and '_', optionally followed by "
                          f"@c23 or @c40")
     return name, tuple(dict.fromkeys(qualifiers)) or None
 
 
 def parse_variant(text):
-    """--variant NAME='train.py flags' (NAME@c40=... tests it at c40 only) as a Variant."""
-    key, sep, flags = text.partition("=")
-    if not sep:
+    """--variant NAME='train.py flags' (NAME@c40=... tests it at c40 only; cli.parse_labelled's grammar) as
+    a Variant."""
+    name, qualifiers, flags = parse_labelled(text)
+    if flags is None:
         raise ValueError(f"--variant {text!r}: use NAME='train.py flags', e.g. no_mask='--mask-weight 0'")
-    name, compressions = _qualified(key, "--variant")
+    name, compressions = _qualified(name, qualifiers, "--variant", text)
     return Variant(name, tuple(shlex.split(flags)), compressions or ffpp.COMPRESSIONS)
 
 
 def parse_reference(text):
-    return _qualified(text, "--reference")
+    """--reference NAME or NAME@c40 as (name, compressions or None)."""
+    name, qualifiers, value = parse_labelled(text)
+    return _qualified(name, qualifiers, "--reference", text, valid=value is None)
 
 
 def choose_variants(set_name, custom, only=None):

@@ -38,7 +38,7 @@ class GridRun:
         return last_complete_epoch(self.out, self.parts())[0]
 
 
-def plan(out, datasets=ffpp.DATASETS, epochs=15, baseline_epochs=None):
+def plan(out, datasets=ffpp.DATASETS, *, epochs, baseline_epochs=None):
     """Every run of the grid under out/: method_<Dataset>, xception_<c23|c40>_<Dataset>."""
     out = Path(out)
     runs = [GridRun(METHOD_LABEL, d, None, out / f"method_{d}", epochs) for d in datasets]

@@ -28,13 +28,13 @@ from .fileio import imread, write_bytes, write_image, write_json
 from .overlay import draw_faces, score_plot
 from .runs import load_model, run_threshold
 from .scoring import score_batch
+from models import HEADS
 from models.checkpoints import CheckpointError
 
 from .video import VideoError, VideoWriter, iter_frames, stream_problem, video_info
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-HEADS = {"lq": "c40", "hq": "c23"}  # the head that matches a quality: LQ for c40, HQ for c23
 CALIBRATION = ("the threshold of best accuracy on the run's validation split: calibrated to FF++-like data, "
                "not to this footage (another dataset, camera or compression shifts the scores)")
 CHUNK = 4  # frames per detection job sent to a worker process

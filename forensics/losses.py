@@ -8,7 +8,7 @@ MASK_TARGET_THRESHOLD = 0.2  # a mask pixel above this counts as manipulated
 METRIC_REDUCTIONS = ("released", "mean")
 
 
-def metric_loss(embedding, label, r1=0.01, r2=18.0, reduction="released", world=1):
+def metric_loss(embedding, label, r1, r2, reduction, world=1):
     """Hinge around the fixed centre 0: real (label 0) within r1, fake (label 1) beyond r2, per sample
     h = (1 - y) max(0, d - r1) + y max(0, r2 - d), d = ||e||.
 
@@ -55,7 +55,7 @@ def classification_loss(logits, label):
     return F.cross_entropy(logits.float(), label.long())
 
 
-def critic_loss(critic, hq_features, lq_features, gp_weight=10.0):
+def critic_loss(critic, hq_features, lq_features, gp_weight):
     """WGAN-GP critic loss: the critic scores HQ features high and LQ features low; the gradient
     penalty keeps it 1-Lipschitz on random interpolates."""
     hq, lq = hq_features.detach().float(), lq_features.detach().float()
@@ -73,18 +73,19 @@ def adversarial_loss(critic, hq_features, lq_features):
 
 @dataclass
 class LossWeights:
-    """Loss weights and the metric reduction; the defaults are the released script's (the classifier and the
-    critic, not in it, are off)."""
-    r1: float = 0.01
-    r2: float = 18.0
-    metric: float = 1.0
-    pairing: float = 0.2
-    attention: float = 1.0
-    mask: float = 1.0
-    classifier: float = 0.0
-    adversarial: float = 0.0
-    gradient_penalty: float = 10.0
-    metric_reduction: str = "released"
+    """Loss weights and the metric reduction, as config.json's loss_weights records them. Their defaults are
+    TrainConfig's (forensics.training), which builds this: TrainConfig().loss_weights() is the released
+    script's (the classifier and the critic, not in it, are off)."""
+    r1: float
+    r2: float
+    metric: float
+    pairing: float
+    attention: float
+    mask: float
+    classifier: float
+    adversarial: float
+    gradient_penalty: float
+    metric_reduction: str
 
 
 def detector_losses(out, label, mask, w: LossWeights, critic=None, world=1):

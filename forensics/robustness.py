@@ -15,19 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from models import HEADS
 from models.checkpoints import CheckpointError
 
 from . import degrade, ffpp, progress
 from .data import Frame, index_frames
-from .device import resolve_precision
 from .evaluation import evaluate_subset
 from .fileio import write_bytes
 from .locations import load_locs, locs_path
 from .manifest import Tally, pool_map, select_videos
-from .runs import image_size_of, load_model
-from .scoring import score_frames
+from .runs import load_model
+from .scoring import ScoreOptions, score_frames
 
-HEADS = {"lq": "c40", "hq": "c23"}  # a detector's head and the quality it scores through
 FF_MARKS = {"c23": 23, "c40": 40}  # FF++'s own levels, H.264 CRF
 METRICS = ("auc", "video_auc", "acc")
 COLUMNS = (("checkpoint", "compression", "degradation", "level", "name", "kbps", "frames", "videos")
@@ -47,14 +46,10 @@ class Scorer:
 
 
 def checkpoint_specs(checkpoints):
-    """[(label, folder, compression or None)] from cli.parse_checkpoints' {label: {(dataset, compression): DIR}};
-    its older form {label: DIR or {compression: DIR}} is read too. A label with several compressions
-    gives one entry each, named 'LABEL (c23)'."""
+    """[(label, folder, compression or None)] from cli.parse_checkpoints' {label: {(dataset, compression): DIR}}.
+    A label with several compressions gives one entry each, named 'LABEL (c23)'."""
     specs = []
-    for label, value in checkpoints.items():
-        if isinstance(value, (str, Path)):
-            value = {(None, None): value}
-        entries = {(key if isinstance(key, tuple) else (None, key)): str(folder) for key, folder in value.items()}
+    for label, entries in checkpoints.items():
         for (dataset, compression), folder in entries.items():
             if dataset not in (None, "All"):
                 raise ValueError(f"--checkpoint {label}@{dataset}: the sweep scores every method at once; "
@@ -92,7 +87,7 @@ def load_scorers(specs, epoch="best", heads=tuple(HEADS), notes=None):
 
 # ----------------------------------------------------------------------------- which videos
 
-def plan_videos(ffpp_root, locs_dir, splits_dir, split, levels, cache, size=299, max_frames=140, tally=None):
+def plan_videos(ffpp_root, locs_dir, splits_dir, split, levels, cache, size, max_frames=140, tally=None):
     """One degrade.VideoJob per video of the split that has face locations and a video: its first max_frames
     located frames (test.py's frames of it). The others get a skip line."""
     tally = tally if tally is not None else Tally()
@@ -168,24 +163,22 @@ def _row(scorer, level, kbps, metrics):
     return row
 
 
-def _score(scorer, root, frames, device, batch_size, workers, precision, folder=None):
-    scores, _, _ = score_frames(scorer.model, root, frames, scorer.compression, device,
-                                image_size_of(None, scorer.info), batch_size, workers, precision,
-                                channels_last=device.type == "cuda", folder=folder)
+def _score(scorer, root, frames, device, options, folder=None):
+    scores, _, _ = score_frames(scorer.model, root, frames, scorer.compression, device, options, folder=folder)
     return scores
 
 
-def validation(scorer, face_root, splits_dir, val_max_frames, device, batch_size, workers, precision, notes):
+def validation(scorer, face_root, splits_dir, device, options, notes):
     """(frames, scores) of the validation split at the scorer's quality, from the normal face tree; empty
     (and a note) where that tree lacks them."""
     try:
-        frames = index_frames(face_root, splits_dir, "val", "All", val_max_frames, (scorer.compression,),
+        frames = index_frames(face_root, splits_dir, "val", "All", options.val_max_frames, (scorer.compression,),
                               need_masks=False)
     except (FileNotFoundError, ValueError) as e:
         source = "the threshold train.py stored" if scorer.info.get("run_threshold") is not None else "none"
         notes.append(f"{scorer.label}: no validation frames at {scorer.compression} ({e}); threshold: {source}")
         return [], np.empty(0)
-    return frames, _score(scorer, face_root, frames, device, batch_size, workers, precision)
+    return frames, _score(scorer, face_root, frames, device, options)
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -210,31 +203,29 @@ class Report:
     workers: int
 
 
-def sweep(checkpoints, ffpp_root, locs_dir, face_root, splits_dir, cache, levels, device, split="test",
-          heads=tuple(HEADS), epoch="best", crop_size=299, batch_size=128, workers=0, max_frames=140,
-          val_max_frames=140, precision="auto"):
-    """Degrade, cut and score; returns (rows of the CSV, Report). checkpoints: cli.parse_checkpoints' dict."""
+def sweep(checkpoints, levels, device, *, ffpp_root, locs_dir, face_root, splits_dir, cache, crop_size, split="test",
+          heads=tuple(HEADS), epoch="best", options=ScoreOptions()):
+    """Degrade, cut and score; returns (rows of the CSV, Report). checkpoints: cli.parse_checkpoints' dict.
+    Crops are cut crop_size pixels square; options' frame limits, workers (encoding and cropping too), batch
+    size and precision apply to every checkpoint, each scoring at its own input size unless options give one."""
     specs = checkpoint_specs(checkpoints)
     tally, notes = Tally(), []
     started = time.time()
-    jobs = plan_videos(ffpp_root, locs_dir, splits_dir, split, levels, cache, crop_size, max_frames, tally)
-    results = degrade_videos(jobs, workers, tally)
+    jobs = plan_videos(ffpp_root, locs_dir, splits_dir, split, levels, cache, crop_size, options.max_frames, tally)
+    results = degrade_videos(jobs, options.workers, tally)
     encode_s = time.time() - started
     if not any(r.method == ffpp.REAL for r in results) or all(r.method == ffpp.REAL for r in results):
         raise ValueError(f"no {'real' if results else 'real or fake'} video of the {split} split could be degraded "
                          f"and cut (see the skip lines above); check --ffpp-root, --locs and --splits")
     frames = [Frame(r.method, r.video, f) for r in results for f in r.frames["source"]]
     kbps = {level.name: degrade.mean_kbps(results, level) for level in levels}
-    precision = resolve_precision(precision, device)
     rows, scored, validated, started = [], 0, 0, time.time()
     for scorer in load_scorers(specs, epoch, heads, notes):
         scorer.model.to(device)
-        val_frames, val_scores = validation(scorer, face_root, splits_dir, val_max_frames, device, batch_size,
-                                            workers, precision, notes)
+        val_frames, val_scores = validation(scorer, face_root, splits_dir, device, options, notes)
         validated += len(val_frames)
         for level in progress.bar(levels, desc=f"score {scorer.label}", unit="level", leave=True):
-            scores = _score(scorer, degrade.level_root(cache, level), frames, device, batch_size, workers, precision,
-                            folder=degrade.CROPS)
+            scores = _score(scorer, degrade.level_root(cache, level), frames, device, options, folder=degrade.CROPS)
             metrics = level_metrics(val_frames, val_scores, frames, scores, scorer.info.get("run_threshold"))
             rows.append(_row(scorer, level, kbps[level.name], metrics))
             scored += len(frames)
@@ -247,7 +238,8 @@ def sweep(checkpoints, ffpp_root, locs_dir, face_root, splits_dir, cache, levels
         sources[quality_of[r.method, r.video]] = sources.get(quality_of[r.method, r.video], 0) + 1
     print(tally.summary())
     report = Report(split, list(levels), kbps, sources, len(results), len(frames), tally.summary(),
-                    list(tally.skips), notes, encode_s, time.time() - started, scored, validated, str(device), workers)
+                    list(tally.skips), notes, encode_s, time.time() - started, scored, validated, str(device),
+                    options.workers)
     return rows, report
 
 

@@ -9,8 +9,6 @@ from models.checkpoints import RUN_PARTS, CheckpointError, checkpoint_path, epoc
 
 from .fileio import read_json
 
-DEFAULT_IMAGE_SIZE = 299  # released folders carry no configuration; the paper's size
-
 
 def run_config(directory):
     """The run's config.json, or {} (a released folder has none)."""
@@ -195,7 +193,8 @@ def run_threshold(directory, epoch, compression):
 def load_model(directory, epoch="best", compression="c40", model="auto"):
     """The network of a run or released folder, in eval mode, ready to score `compression`, and what
     eval needs to know about it. Only the head that scores this quality is loaded (released folders have
-    no HQ head). model 'auto' takes the run's config.json, else what the folder's files say."""
+    no HQ head). model 'auto' takes the run's config.json, else what the folder's files say. The network
+    carries the run's crop side as its input size (a released folder, with no config.json, keeps the paper's)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: checkpoint folder not found; pass the folder of a train.py run, "
@@ -205,6 +204,9 @@ def load_model(directory, epoch="best", compression="c40", model="auto"):
         model = config.get("model") or ("xception" if epochs_of(directory, "xception") and not
                                         epochs_of(directory, "tail") else "detector")
     net = build_model(model)
+    if config.get("image_size"):
+        side = int(config["image_size"])
+        net.pretrained_cfg["input_size"] = (3, side, side)
     if model == "xception":
         epoch = resolve_epoch(directory, epoch, "xception")
         load_part(net, _need(directory, "xception", epoch))
@@ -227,8 +229,3 @@ def load_model(directory, epoch="best", compression="c40", model="auto"):
     info = {"checkpoint_dir": str(directory), "epoch": epoch, "model": model, "trained_on": trained_on,
             "image_size": config.get("image_size"), "run_threshold": run_threshold(directory, epoch, compression)}
     return net.eval(), info
-
-
-def image_size_of(requested, info):
-    """--image-size, or 'auto' (None): the run's own size, else the paper's 299."""
-    return int(requested or info.get("image_size") or DEFAULT_IMAGE_SIZE)

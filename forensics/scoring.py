@@ -5,15 +5,18 @@ import csv
 import hashlib
 import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from models import input_size
+
 from . import ffpp
 from .data import MAX_BAD_SHARE, EmptySplit, FaceFrames, SkippedFrames, crop_path, frame_numbers, index_frames, \
     make_loader, model_input
-from .device import autocast, resolve_precision
+from .device import autocast, resolve_precision, resolve_switch
 from .fileio import write_bytes, write_json
 from .losses import mask_target
 from .metrics import best_threshold
@@ -22,11 +25,24 @@ from .progress import bar
 SCORE_COLUMNS = ("split", "method", "video", "frame", "label", "score", "compression")
 
 
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How crops are scored, as test.py's flags of the same names: one object that test.py, train.py's
+    validation, the paper table, the robustness sweep and the benchmarks hand on whole."""
+    image_size: int | None = None  # crops are resized to this; None: the model's input size (models.input_size)
+    batch_size: int = 128
+    workers: int = 0
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere (device.py)
+    channels_last: str | bool = "auto"  # auto: on CUDA
+    max_frames: int = 140  # first frames of each test video (released: 140)
+    val_max_frames: int = 140  # first frames of each validation video; 0 skips the validation split
+
+
 @torch.no_grad()
-def score_frames(model, face_root, frames, quality, device, image_size=299, batch_size=128, workers=0,
-                 precision="fp32", channels_last=False, keep_maps=False, keep_masks=False, progress=False,
-                 folder=None):
-    """Score of every frame (distance from the centre, or the baseline's fake probability), in order.
+def score_frames(model, face_root, frames, quality, device, options=ScoreOptions(), *, keep_maps=False,
+                 keep_masks=False, progress=False, folder=None):
+    """Score of every frame (distance from the centre, or the baseline's fake probability), in order, with
+    options' image size, batch size, workers and precision (its frame limits are the caller's).
     keep_maps adds the attention maps (float16, N x h x w); keep_masks the ground-truth masks read in the
     same pass, resized to the map and binarised as the training target is (uint8, N x h x w). Either is
     None for a model without maps. folder: the crop folder to read in place of <quality>/ (the robustness
@@ -34,8 +50,11 @@ def score_frames(model, face_root, frames, quality, device, image_size=299, batc
     (named by the worker) scores NaN, with a NaN map and an empty mask; more than data.MAX_BAD_SHARE of them
     stop with a DataError."""
     folder = folder or quality
-    dataset = FaceFrames(face_root, frames, image_size, qualities=(folder,), masks=keep_masks)
-    loader = make_loader(dataset, batch_size, workers, device=device)
+    precision = resolve_precision(options.precision, device)
+    channels_last = resolve_switch(options.channels_last, device)
+    dataset = FaceFrames(face_root, frames, options.image_size or input_size(model), qualities=(folder,),
+                         masks=keep_masks)
+    loader = make_loader(dataset, options.batch_size, options.workers, device=device)
     was_training = model.training
     model.eval()
     scores, maps, masks = np.full(len(dataset), np.nan), None, None
@@ -136,25 +155,23 @@ def _without_validation(info):
     return f"eval.py takes the threshold train.py stored for this epoch ({info['run_threshold']:.6g}) for acc"
 
 
-def score_splits(model, info, face_root, splits, out, dataset="All", compression="c40", image_size=299,
-                 device=torch.device("cpu"), batch_size=128, workers=0, max_frames=140, val_max_frames=140,
-                 fmt="csv", precision="auto"):
+def score_splits(model, info, *, face_root, splits, out, device, dataset="All", compression="c40",
+                 options=ScoreOptions(), fmt="csv"):
     """Score the val and test splits with a loaded model (runs.load_model) and write what eval.py reads;
     returns the path of scores.csv. The validation split is scored so that eval.py can choose the
     decision threshold on it, never on the test split; without validation frames (an empty split file, no
     crops of it) the test split alone is scored, with a note: eval.py then takes the run's stored threshold."""
     out = Path(out)
-    cuda = device.type == "cuda"
-    precision = resolve_precision(precision, device)
+    image_size = options.image_size or input_size(model)
     split_frames = {}
-    if val_max_frames > 0:
+    if options.val_max_frames > 0:
         try:
-            split_frames["val"] = index_frames(face_root, splits, "val", dataset, val_max_frames, (compression,),
-                                               need_masks=False)
+            split_frames["val"] = index_frames(face_root, splits, "val", dataset, options.val_max_frames,
+                                               (compression,), need_masks=False)
         except EmptySplit as e:
             print(f"note: {e}\nnote: the test split alone is scored; {_without_validation(info)} (--val-max-frames 0 "
                   "skips the validation split without this note)", file=sys.stderr)
-    split_frames["test"] = index_frames(face_root, splits, "test", dataset, max_frames, (compression,),
+    split_frames["test"] = index_frames(face_root, splits, "test", dataset, options.max_frames, (compression,),
                                         need_masks=False)
     if info["model"] == "xception" and info.get("trained_on") not in (None, compression, "c23+c40"):
         print(f"note: this baseline was trained on {info['trained_on']}, tested here on {compression}")
@@ -164,8 +181,7 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
     if info["model"] == "detector" and not with_masks:
         print(f"note: {face_root} lacks mask crops for some fake frames: no masks.npy, no mask accuracy")
     model.to(device)
-    scores, maps, masks = score_frames(model, face_root, frames, compression, device, image_size, batch_size,
-                                       workers, precision, channels_last=cuda, keep_maps=True,
+    scores, maps, masks = score_frames(model, face_root, frames, compression, device, options, keep_maps=True,
                                        keep_masks=with_masks, progress=True)
     scored = ~np.isnan(scores)
     if not scored.all():
@@ -199,7 +215,8 @@ def score_splits(model, info, face_root, splits, out, dataset="All", compression
                 None if masks is None else masks[keep])
     files["scores.csv"] = _csv_text(rows).encode()
     meta = dict(info, dataset=dataset, compression=compression, image_size=image_size, face_root=str(face_root),
-                splits=str(splits), max_frames=max_frames, val_max_frames=val_max_frames, rows=len(rows),
-                frames={s: len(fs) for s, fs in split_frames.items()}, skipped_frames=int((~scored).sum()))
+                splits=str(splits), max_frames=options.max_frames, val_max_frames=options.val_max_frames,
+                rows=len(rows), frames={s: len(fs) for s, fs in split_frames.items()},
+                skipped_frames=int((~scored).sum()))
     write_set(out, files, meta)
     return out / "scores.csv"

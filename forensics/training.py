@@ -10,68 +10,91 @@ import torch.distributed as dist
 from sklearn.metrics import roc_auc_score
 from torch.nn.parallel import DistributedDataParallel
 
-from models import CompressionCritic, build_model
-from models.checkpoints import CheckpointError, checkpoint_path, load_part, read_checkpoint, save_part
+from models import INPUT_SIZE, TAIL_BATCHES, CompressionCritic, build_model
+from models.checkpoints import CheckpointError, checkpoint_path, load_part, part_state, read_checkpoint
 
-from . import ffpp
+from . import cli, ffpp
+from .cli import SWITCH
+from .data import DECODERS
 from .device import autocast, resolve_precision, resolve_switch
 from .fileio import write_torch
-from .losses import LossWeights, classification_loss, critic_loss, detector_losses
+from .losses import METRIC_REDUCTIONS, LossWeights, classification_loss, critic_loss, detector_losses
 from .metrics import best_threshold
 from .runs import epoch_parts, last_complete_epoch
-from .scoring import score_frames
+from .scoring import ScoreOptions, score_frames
 
 MODELS = ("detector", "xception")
-SWITCH = ("auto", "on", "off")
-PRECISIONS = ("auto", "bf16", "fp32")
 BOTH = "both"  # the baseline's --compression that trains on every frame at c23 and at c40
 BASELINE_COMPRESSIONS = ffpp.COMPRESSIONS + (BOTH,)
 
 
+def _setting(default, help=None, choices=None, loss=None):
+    """A TrainConfig field: its default, its train.py flag's help and choices (a shared flag's come from
+    cli.HELP and cli.CHOICES), and the LossWeights field it sets, if any. A callable default is called for
+    each config."""
+    metadata = {"help": help, "choices": choices, "loss": loss}
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything a training run depends on; train.py's flags and config.json have these names. The
-    defaults are train.py's (its UPPERCASE constants, which a test keeps equal to these)."""
-    face_root: str = "face"
-    splits: str = "jsons"
-    dataset: str = "All"
-    max_frames: int = 270
-    val_max_frames: int = 140
-    strict: bool = False
-    verify: bool = False
-    image_size: int = 299
-    workers: int = 0
-    loader: str = "fast"
-    model: str = "detector"
-    tail_batch: str = "per-stream"
-    compression: str = "c23"
-    pretrained: str = "imagenet"
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    seed: int = 0
-    r1: float = 0.01
-    r2: float = 18.0
-    metric_reduction: str = "released"
-    metric_weight: float = 1.0
-    pairing_weight: float = 0.2
-    attention_weight: float = 1.0
-    mask_weight: float = 1.0
-    classifier_weight: float = 0.0
-    adversarial_weight: float = 0.0
-    gradient_penalty: float = 10.0
-    critic_lr: float = 1e-4
-    out: str = "runs/detector"
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: str = "auto"
-    compile: str = "auto"
-    fused_adam: str = "auto"
-    resume: bool = False
-    overwrite: bool = False
-    log_every: int = 20
-    max_steps: int = 0
+    """Everything a training run depends on, and the one place its defaults are written: train.py has a flag
+    for every field (max_frames -> --max-frames) with this default and help (cli.add_config), config.json
+    records every field, and the loss weights are the fields that name one (loss_weights)."""
+    # data
+    face_root: str = _setting("face")
+    splits: str = _setting("jsons")
+    dataset: str = _setting("All", "the manipulation to train on, or All", ffpp.DATASETS)
+    max_frames: int = _setting(270, "first frames of each training video (released: 270)")
+    val_max_frames: int = _setting(140, "first frames of each validation video (released test: 140)")
+    strict: bool = _setting(False, "stop on any warning about the data (a method or quality missing, a damaged crop)")
+    verify: bool = _setting(False, "decode every crop before the first step (slow on FF++)")
+    image_size: int = _setting(INPUT_SIZE)
+    workers: int = _setting(cli.default_workers)
+    loader: str = _setting("fast", "fast: uint8 PNG decode in the workers, normalised on the device; pil: the "
+                                   "released per-sample path", DECODERS)
+    # model
+    model: str = _setting("detector", "detector, or xception for the one-stream baseline", MODELS)
+    tail_batch: str = _setting("per-stream", "per-stream: the tail runs once per stream, as released; joint: once "
+                                             "on both streams at once", TAIL_BATCHES)
+    compression: str = _setting("c23", "the baseline's training quality: c23, c40 or both (the detector trains on "
+                                       "c23+c40 pairs)", BASELINE_COMPRESSIONS)
+    pretrained: str = _setting("imagenet", "imagenet (timm, needs a network once), a local Xception file, or none")
+    # optimisation (released: Adam, lr 1e-4, weight decay 1e-4, batch 64, 15 epochs)
+    epochs: int = _setting(15)
+    batch_size: int = _setting(64)
+    lr: float = _setting(1e-4, "Adam's learning rate")
+    weight_decay: float = _setting(1e-4, "Adam's weight decay")
+    seed: int = _setting(0)
+    # losses (released: r1 = 0.01, r2 = 18, pairing weight 0.2, the metric hinge summed and divided by batch^2)
+    r1: float = _setting(0.01, "metric loss: real embeddings within this distance of the centre", loss="r1")
+    r2: float = _setting(18.0, "metric loss: fake embeddings beyond this distance of the centre", loss="r2")
+    metric_reduction: str = _setting("released", "released: the metric hinge summed and divided by batch^2; mean: "
+                                                 "the per-sample mean (batch times the weight)", METRIC_REDUCTIONS,
+                                     loss="metric_reduction")
+    metric_weight: float = _setting(1.0, "weight of each stream's metric loss", loss="metric")
+    pairing_weight: float = _setting(0.2, "weight of the HQ-LQ embedding pairing loss", loss="pairing")
+    attention_weight: float = _setting(1.0, "weight of the attention transfer loss", loss="attention")
+    mask_weight: float = _setting(1.0, "weight of each regression map's mask loss", loss="mask")
+    classifier_weight: float = _setting(0.0, "> 0 adds a classification head with cross-entropy", loss="classifier")
+    adversarial_weight: float = _setting(0.0, "> 0 adds the compression-insensitivity critic (WGAN-GP)",
+                                         loss="adversarial")
+    gradient_penalty: float = _setting(10.0, "the critic's gradient penalty weight", loss="gradient_penalty")
+    critic_lr: float = _setting(1e-4, "the critic's learning rate")
+    # system
+    out: str = _setting("runs/detector")
+    device: str = _setting("auto")
+    precision: str = _setting("auto")
+    channels_last: str = _setting("auto", "channels_last memory format; auto: on CUDA", SWITCH)
+    compile: str = _setting("auto", "torch.compile; auto: on CUDA", SWITCH)
+    fused_adam: str = _setting("auto", "the fused Adam kernel; auto: on CUDA", SWITCH)
+    resume: bool = _setting(False, "continue the run in --out from its last complete epoch")
+    overwrite: bool = _setting(False, "start over in an --out that holds another run: its checkpoints, history and "
+                                      "logs are deleted")
+    log_every: int = _setting(20, "steps between TensorBoard scalars")
+    max_steps: int = _setting(0, "> 0 stops each epoch after this many steps (smoke tests, benchmarks)")
 
     @property
     def qualities(self):
@@ -86,10 +109,9 @@ class TrainConfig:
         return self.model == "detector" and self.mask_weight != 0
 
     def loss_weights(self):
-        return LossWeights(r1=self.r1, r2=self.r2, metric=self.metric_weight, pairing=self.pairing_weight,
-                           attention=self.attention_weight, mask=self.mask_weight,
-                           classifier=self.classifier_weight, adversarial=self.adversarial_weight,
-                           gradient_penalty=self.gradient_penalty, metric_reduction=self.metric_reduction)
+        """The LossWeights of the fields that name one."""
+        return LossWeights(**{f.metadata["loss"]: getattr(self, f.name) for f in dataclasses.fields(self)
+                              if f.metadata["loss"]})
 
     def resolved(self, device):
         """A copy with the 'auto' settings decided for this device (the fast path on CUDA only)."""
@@ -108,6 +130,11 @@ RELEASED_SETTINGS = {"precision": "fp32", "channels_last": "off", "compile": "of
 def as_flags(settings):
     """{name: value} as train.py flags: {'fused_adam': 'off'} -> ['--fused-adam', 'off']."""
     return [item for k, v in settings.items() for item in ("--" + k.replace("_", "-"), str(v))]
+
+
+def save_part(path, module, optimizer=None):
+    """One part's checkpoint in the released format (models.checkpoints.part_state), written atomically."""
+    write_torch(path, part_state(module, optimizer))
 
 
 def seed_everything(seed):
@@ -260,10 +287,11 @@ def validate(model, config, device, val_frames):
     best.json, is the AUC at the last of these qualities: c40 for the detector. Runs the plain model
     (not the compiled or DDP-wrapped one), in eager mode."""
     labels = np.array([f.label for f in val_frames])
+    options = ScoreOptions(image_size=config.image_size, batch_size=config.batch_size, workers=config.workers,
+                           precision=config.precision, channels_last=config.channels_last)
     result = {}
     for quality in config.qualities:
-        scores, _, _ = score_frames(model, config.face_root, val_frames, quality, device, config.image_size,
-                                    config.batch_size, config.workers, config.precision, config.channels_last)
+        scores, _, _ = score_frames(model, config.face_root, val_frames, quality, device, options)
         scored = ~np.isnan(scores)  # a crop that does not decode is skipped and scores NaN
         result[f"val_auc_{quality}"] = float(roc_auc_score(labels[scored], scores[scored]))
         result[f"val_threshold_{quality}"] = best_threshold(labels[scored], scores[scored])[0]

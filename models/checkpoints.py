@@ -1,6 +1,7 @@
 """Checkpoints in the released format: one file per part, {'net': state_dict, 'optim': optimizer state}.
 
-Everything is read with torch.load(weights_only=True): a file that would need to run code is refused.
+Everything is read with torch.load(weights_only=True): a file that would need to run code is refused. Writing
+is forensics.training.save_part's (an atomic write of part_state), so that models never imports forensics.
 """
 import pickle
 import re
@@ -8,8 +9,6 @@ import zipfile
 from pathlib import Path
 
 import torch
-
-from forensics.fileio import write_torch
 
 RUN_PARTS = ("tail", "hq_head", "lq_head")  # released folders hold tail and head (the LQ head) only
 
@@ -91,6 +90,7 @@ def load_part(module, path):
     return (obj.get("optim") or None) if "net" in obj else None
 
 
-def save_part(path, module, optimizer=None):
-    state = strip_prefixes(module.state_dict())
-    write_torch(path, {"net": state, "optim": optimizer.state_dict() if optimizer is not None else {}})
+def part_state(module, optimizer=None):
+    """What one part's file holds: its state dict without DDP or compile prefixes, and its optimiser's state."""
+    optim = optimizer.state_dict() if optimizer is not None else {}
+    return {"net": strip_prefixes(module.state_dict()), "optim": optim}

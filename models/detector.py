@@ -3,11 +3,11 @@ import torch
 import torch.nn as nn
 from timm.models.xception import Xception
 
-from .xception import EMBEDDING_DIM, HEAD_CHANNELS, AttentionHead, XceptionTail, imagenet_state_dict, \
-    load_pretrained_backbone
-
+from .xception import EMBEDDING_DIM, HEAD_CHANNELS, PRETRAINED_CFG, AttentionHead, XceptionTail, \
+    imagenet_state_dict, load_pretrained_backbone
 
 TAIL_BATCHES = ("per-stream", "joint")
+HEADS = {"lq": "c40", "hq": "c23"}  # the detector's heads and the quality each scores: LQ for c40, HQ for c23
 
 
 class AntiCompressionDetector(nn.Module):
@@ -27,9 +27,11 @@ class AntiCompressionDetector(nn.Module):
         self.tail = XceptionTail()
         self.tail_batch = tail_batch
         self.classifier = nn.Linear(EMBEDDING_DIM, 2) if classifier else None
+        self.pretrained_cfg = dict(PRETRAINED_CFG)
 
     def head(self, quality):
-        return {"c23": self.hq_head, "c40": self.lq_head}[quality]
+        """The head that scores this quality (HEADS)."""
+        return getattr(self, {q: h for h, q in HEADS.items()}[quality] + "_head")
 
     def forward(self, hq, lq):
         """Both streams of a batch of paired frames."""
@@ -81,6 +83,7 @@ class XceptionBaseline(Xception):
 
     def __init__(self):
         super().__init__(num_classes=2)
+        self.pretrained_cfg = dict(PRETRAINED_CFG)
 
     def score(self, x, quality=None):
         """Probability of 'fake'; no attention map."""

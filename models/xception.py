@@ -13,6 +13,16 @@ HEAD_LAYERS = ("conv1", "bn1", "conv2", "bn2") + tuple(f"block{i}" for i in rang
 TAIL_LAYERS = tuple(f"block{i}" for i in range(8, 13)) + ("conv3", "bn3", "conv4", "bn4")
 HEAD_CHANNELS = 728
 EMBEDDING_DIM = 2048
+INPUT_SIZE = 299  # the paper's crop side, Xception's own
+MEAN = STD = 0.5  # every channel: RGB in [0, 1] to [-1, 1], the released transforms.Normalize([0.5] * 3, [0.5] * 3)
+# What a network takes, named as timm's pretrained_cfg (legacy_xception's says the same). Each model carries a
+# copy; a trained run's own crop side replaces input_size when it is loaded (runs.load_model).
+PRETRAINED_CFG = {"input_size": (3, INPUT_SIZE, INPUT_SIZE), "mean": (MEAN,) * 3, "std": (STD,) * 3}
+
+
+def input_size(model):
+    """The side of the square image the model takes: its pretrained_cfg's."""
+    return model.pretrained_cfg["input_size"][-1]
 
 
 def released_init(module):

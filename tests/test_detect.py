@@ -21,7 +21,7 @@ from forensics.data import Frame
 from forensics.fileio import write_image
 from forensics.overlay import GREEN, RED, YELLOW, blend_map, draw_faces, score_colour, score_plot
 from forensics.runs import load_model
-from forensics.scoring import score_frames
+from forensics.scoring import ScoreOptions, score_frames
 from forensics.video import VideoWriter, ffmpeg_exe, read_frames, stream_problem, video_info, \
     write_video
 
@@ -174,8 +174,8 @@ def test_scores_are_score_frames_on_the_same_crops(media, tmp_path):
         write_image(tree / "real" / "c23" / "clip" / f"{f}.png", cut(frames[f], box, SIZE))
     listed = [Frame("real", "clip", f) for f in sorted(boxes)]
     for head, quality in (("lq", "c40"), ("hq", "c23")):
-        expected, maps, _ = score_frames(ChannelScorer(), tree, listed, quality, torch.device("cpu"), SIZE,
-                                         keep_maps=True)
+        expected, maps, _ = score_frames(ChannelScorer(), tree, listed, quality, torch.device("cpu"),
+                                         ScoreOptions(image_size=SIZE), keep_maps=True)
         np.testing.assert_allclose([scores[0][f][head] for f in sorted(boxes)], expected, rtol=1e-6)
         np.testing.assert_array_equal(np.stack([s[2][0][3][head] for s in seen]), maps)
     assert len({round(scores[0][f]["lq"], 6) for f in boxes}) == len(boxes)
@@ -374,7 +374,8 @@ def test_detect_scores_are_score_frames_on_the_same_crops(shared_run, run_dir, t
                         cut(frames[fr["frame"]], fr["box"], info["image_size"]))
             listed.append(Frame("real", f"v{k}", fr["frame"]))
             expected.append(fr["scores"]["lq"])
-    scores, _, _ = score_frames(model, tmp_path, listed, "c40", torch.device("cpu"), info["image_size"])
+    scores, _, _ = score_frames(model, tmp_path, listed, "c40", torch.device("cpu"),
+                                ScoreOptions(image_size=info["image_size"]))
     assert len(picked) >= 3 and len(set(expected)) > 1
     np.testing.assert_allclose(expected, scores, rtol=1e-5)
 

@@ -25,8 +25,9 @@ from conftest import REPO, load_script
 
 from forensics import crops, data, faces, ffpp, fileio, locations, manifest
 from forensics.evaluation import evaluate
+from forensics.training import save_part
 from forensics.video import iter_frames, read_frames, write_video
-from models.checkpoints import CheckpointError, read_checkpoint, save_part
+from models.checkpoints import CheckpointError, read_checkpoint
 
 
 def _noise_video(path, n, size=(48, 64)):
@@ -318,15 +319,17 @@ def test_scoring_leaves_out_a_crop_that_fails_with_lines_naming_it(tree, tmp_pat
     path.write_bytes(b"\0" * path.stat().st_size)
     info = {"model": "detector", "trained_on": "c23+c40", "run_threshold": None}
     with pytest.raises(data.DataError, match="1 of 60 frames could not be decoded"):
-        scoring.score_splits(_MeanScore(), info, face, splits, tmp_path / "out", image_size=64)
+        scoring.score_splits(_MeanScore(), info, face_root=face, splits=splits, out=tmp_path / "out",
+                             device=torch.device("cpu"), options=scoring.ScoreOptions(image_size=64))
     monkeypatch.setattr(data, "MAX_BAD_SHARE", 0.05)
     monkeypatch.setattr(scoring, "MAX_BAD_SHARE", 0.05)
-    scores, maps, masks = scoring.score_frames(_MeanScore(), face, frames, "c40", torch.device("cpu"), 64,
-                                               keep_maps=True, keep_masks=True)
+    scores, maps, masks = scoring.score_frames(_MeanScore(), face, frames, "c40", torch.device("cpu"),
+                                               scoring.ScoreOptions(image_size=64), keep_maps=True, keep_masks=True)
     assert np.isnan(scores[4]) and np.isnan(maps[4]).all() and not masks[4].any()
     assert np.isfinite(np.delete(scores, 4)).all() and np.isfinite(np.delete(maps, 4, axis=0)).all()
     assert f"skip: {path}: cannot read this image" in capfd.readouterr().err
-    written = scoring.score_splits(_MeanScore(), info, face, splits, tmp_path / "out", image_size=64)
+    written = scoring.score_splits(_MeanScore(), info, face_root=face, splits=splits, out=tmp_path / "out",
+                                   device=torch.device("cpu"), options=scoring.ScoreOptions(image_size=64))
     assert f"skip: 1 frames got no score (crops that do not decode, named above; first: {path})" in \
         capfd.readouterr().err
     rows = written.read_text().splitlines()

@@ -1,10 +1,12 @@
 """Each loss on hand-made tensors against its formula."""
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from forensics import losses
+from forensics.training import TrainConfig
 from models import CompressionCritic
 
 
@@ -13,7 +15,8 @@ def test_metric_loss_by_hand():
     emb = torch.tensor([[0.003, 0.004], [3.0, 0.0], [12.0, 16.0], [0.0, 4.0]])
     label = torch.tensor([0, 0, 1, 1])
     hinges = 0 + (3 - 0.01) + 0 + (18 - 4)
-    assert losses.metric_loss(emb, label, r1=0.01, r2=18).item() == pytest.approx(hinges / 16)  # released: / B^2
+    assert losses.metric_loss(emb, label, r1=0.01, r2=18, reduction="released").item() == pytest.approx(
+        hinges / 16)  # released: / B^2
     assert losses.metric_loss(emb, label, r1=0.01, r2=18, reduction="mean").item() == pytest.approx(hinges / 4)
 
 
@@ -81,7 +84,7 @@ def test_critic_runs_on_head_features():
     critic = CompressionCritic()
     feats = torch.randn(3, 728, 19, 19)
     assert critic(feats).shape == (3,)
-    assert math.isfinite(losses.critic_loss(critic, feats, feats + 1).item())
+    assert math.isfinite(losses.critic_loss(critic, feats, feats + 1, gp_weight=10).item())
 
 
 def test_detector_losses_sum_the_weighted_terms():
@@ -90,7 +93,7 @@ def test_detector_losses_sum_the_weighted_terms():
            "hq_map": torch.rand(4, 1, 3, 3), "lq_map": torch.rand(4, 1, 3, 3)}
     label = torch.tensor([0, 1, 0, 1])
     mask = (torch.rand(4, 1, 12, 12) * 255).to(torch.uint8)
-    w = losses.LossWeights(pairing=0.2, attention=0.5, mask=2.0)
+    w = dataclasses.replace(TrainConfig().loss_weights(), pairing=0.2, attention=0.5, mask=2.0)
     total, terms = losses.detector_losses(out, label, mask, w)
     target = losses.mask_target(mask, (3, 3))
     assert terms["pairing"].item() == pytest.approx(0.2 * losses.pairing_loss(out["hq_emb"], out["lq_emb"]).item())
@@ -145,14 +148,14 @@ def _batch_of(size, seed=0):
 
 def test_default_losses_equal_the_released_formulas_term_by_term():
     out, label, mask = _batch_of(64)
-    total, terms = losses.detector_losses(out, label, mask, losses.LossWeights())
+    total, terms = losses.detector_losses(out, label, mask, TrainConfig().loss_weights())
     expected = _released_total(out, label.long(), losses.mask_target(mask, (19, 19)))
     assert set(terms) == set(expected)
     for name, value in expected.items():
         assert terms[name].item() == pytest.approx(value.item(), rel=1e-5), name
     assert total.item() == pytest.approx(sum(v.item() for v in expected.values()), rel=1e-5)
     # --metric-reduction mean weighs each metric term by the batch size (64) more
-    mean = losses.LossWeights(metric_reduction="mean")
+    mean = TrainConfig(metric_reduction="mean").loss_weights()
     _, mean_terms = losses.detector_losses(out, label, mask, mean)
     assert mean_terms["metric_lq"].item() == pytest.approx(64 * expected["metric_lq"].item(), rel=1e-5)
     assert mean_terms["pairing"].item() == pytest.approx(expected["pairing"].item(), rel=1e-6)
@@ -162,12 +165,12 @@ def test_released_metric_scale_is_the_same_under_ddp():
     # two processes of 8 each: DDP averages their gradients, i.e. the mean of their losses
     out, label, _ = _batch_of(16, seed=1)
     embedding = out["hq_emb"].requires_grad_(True)
-    whole = losses.metric_loss(embedding, label)
-    halves = [losses.metric_loss(embedding[i:i + 8], label[i:i + 8], world=2) for i in (0, 8)]
+    whole = losses.metric_loss(embedding, label, 0.01, 18.0, "released")
+    halves = [losses.metric_loss(embedding[i:i + 8], label[i:i + 8], 0.01, 18.0, "released", world=2) for i in (0, 8)]
     averaged = (halves[0] + halves[1]) / 2
     assert averaged.item() == pytest.approx(whole.item(), rel=1e-6)
     grad_whole, = torch.autograd.grad(whole, embedding)
     grad_ddp, = torch.autograd.grad(averaged, embedding)
     torch.testing.assert_close(grad_ddp, grad_whole)
     with pytest.raises(ValueError, match="--metric-reduction 'sum'"):
-        losses.metric_loss(embedding, label, reduction="sum")
+        losses.metric_loss(embedding, label, 0.01, 18.0, reduction="sum")

@@ -1,11 +1,13 @@
 """The split Xception, its released parameter names, checkpoint round trips and pretrained loading."""
 import pytest
+import timm
 import torch
 from conftest import randomize_bn as _randomize_bn
 from timm.models.xception import Xception
 
-from models import AntiCompressionDetector, XceptionBaseline
-from models.checkpoints import CheckpointError, load_part, save_part
+from forensics.training import save_part
+from models import AntiCompressionDetector, XceptionBaseline, input_size
+from models.checkpoints import CheckpointError, load_part
 from models.xception import AttentionHead, XceptionTail
 
 
@@ -158,3 +160,10 @@ def test_released_initialisation_of_the_map_and_the_backbone():
     assert torch.equal(head.bn1.weight, torch.ones(32)) and torch.equal(head.bn1.bias, torch.zeros(32))
     tail = XceptionTail()
     assert tail.conv4.pointwise.weight.std().item() == pytest.approx((2 / 2048) ** 0.5, rel=0.02)
+
+
+def test_each_model_carries_its_input_size_and_normalisation_as_timm_names_them():
+    timm_cfg = timm.get_pretrained_cfg("legacy_xception")
+    for model in (AntiCompressionDetector(), XceptionBaseline()):
+        assert model.pretrained_cfg == {"input_size": timm_cfg.input_size, "mean": timm_cfg.mean, "std": timm_cfg.std}
+        assert input_size(model) == 299  # the paper's crops

@@ -12,7 +12,7 @@ from conftest import load_script
 
 from forensics import crops, data, ffpp, locations, manifest, packed
 from forensics.losses import mask_target
-from forensics.scoring import score_frames
+from forensics.scoring import ScoreOptions, score_frames
 from forensics.video import write_video
 
 SIZE = 32
@@ -96,8 +96,8 @@ def test_packed_crops_are_the_png_crops_bit_for_bit_through_the_loader_and_scori
     recorded = {}
     for fmt in trees:
         model = Recorder()
-        scores, _, masks = score_frames(model, trees[fmt], frames[fmt], "c40", torch.device("cpu"), SIZE,
-                                        batch_size=8, keep_maps=True, keep_masks=True)
+        scores, _, masks = score_frames(model, trees[fmt], frames[fmt], "c40", torch.device("cpu"),
+                                        ScoreOptions(image_size=SIZE, batch_size=8), keep_maps=True, keep_masks=True)
         recorded[fmt] = torch.cat(model.inputs), scores, masks
     assert recorded["png"][0].shape == (4 * FRAMES, 3, SIZE, SIZE)
     assert torch.equal(recorded["png"][0], recorded["packed"][0])

@@ -290,13 +290,13 @@ def test_crop_group_cuts_up_to_the_shortest_video_and_names_the_frames_lost(tmp_
 
 def test_crop_group_skips_what_it_cannot_cut_with_a_line_each(tmp_path):
     video = _noise_video(tmp_path / "c23.mp4", 3)
-    tally = crops.crop_group([crops.Source("c23", video, tmp_path / "a")], {}, name="real 004")
+    tally = crops.crop_group([crops.Source("c23", video, tmp_path / "a")], {}, 16, name="real 004")
     assert tally.skips == [f"{video}: no face locations: c23 crops of real 004 skipped"]
     missing = crops.Source("c40", tmp_path / "c40.mp4", tmp_path / "b")
     broken = crops.Source(ffpp.MASKS, tmp_path / "broken.mp4", tmp_path / "c")
     broken.path.write_bytes(video.read_bytes()[:100])
     late = crops.Source("c23", video, tmp_path / "d")
-    tally = crops.crop_group([missing, broken, late], {5: [0, 0, 40], 6: [0, 0, 40]}, name="real 004")
+    tally = crops.crop_group([missing, broken, late], {5: [0, 0, 40], 6: [0, 0, 40]}, 16, name="real 004")
     assert tally.skips == [
         f"{missing.path}: video not found: c40 crops of real 004 skipped",
         f"{broken.path}: OpenCV cannot open this video (corrupt or not a video): masks crops of real 004 skipped",

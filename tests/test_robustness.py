@@ -77,21 +77,20 @@ def test_ladder_names_levels_and_refuses_values_out_of_range():
         degrade.ladder((), codecs=("h265",))
 
 
-def test_checkpoint_specs_read_both_forms_of_parse_checkpoints(tmp_path):
+def test_checkpoint_specs_read_what_parse_checkpoints_gives(tmp_path):
+    from forensics.cli import parse_checkpoints
     from forensics.robustness import checkpoint_specs
 
     for name in ("run", "b23", "b40"):
         (tmp_path / name).mkdir()
     run, b23, b40 = (str(tmp_path / n) for n in ("run", "b23", "b40"))
-    new = {"method": {(None, None): run}, "X": {(None, "c23"): b23, (None, "c40"): b40}}
-    old = {"method": run, "X": {"c23": b23, "c40": b40}}
-    expected = [("method", run, None), ("X (c23)", b23, "c23"), ("X (c40)", b40, "c40")]
-    assert checkpoint_specs(new) == checkpoint_specs(old) == expected
-    assert checkpoint_specs({"X": {(None, "c23"): b23}}) == [("X", b23, "c23")]
+    given = parse_checkpoints([f"method={run}", f"X@c23={b23}", f"X@c40={b40}"])
+    assert checkpoint_specs(given) == [("method", run, None), ("X (c23)", b23, "c23"), ("X (c40)", b40, "c40")]
+    assert checkpoint_specs(parse_checkpoints([f"X@c23={b23}"])) == [("X", b23, "c23")]
     with pytest.raises(ValueError, match="X@Deepfakes: the sweep scores every method at once"):
-        checkpoint_specs({"X": {("Deepfakes", None): b23}})
+        checkpoint_specs(parse_checkpoints([f"X@Deepfakes={b23}"]))
     with pytest.raises(FileNotFoundError, match="checkpoint folder not found: .*nowhere"):
-        checkpoint_specs({"X": str(tmp_path / "nowhere")})
+        checkpoint_specs(parse_checkpoints([f"X={tmp_path / 'nowhere'}"]))
 
 
 # ----------------------------------------------------------------------------- units: encodes and crops
@@ -236,7 +235,7 @@ def _tree(root):
 
 def _run(root):
     from models import AntiCompressionDetector
-    from models.checkpoints import save_part
+    from forensics.training import save_part
 
     torch.manual_seed(0)
     detector = AntiCompressionDetector().eval()

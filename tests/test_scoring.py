@@ -4,7 +4,7 @@ import torch
 
 from forensics.data import FaceFrames, collate, index_frames
 from forensics.losses import mask_target
-from forensics.scoring import score_frames
+from forensics.scoring import ScoreOptions, score_frames
 
 
 class MeanScorer(torch.nn.Module):
@@ -21,8 +21,9 @@ def test_scores_maps_and_masks_in_frame_order_across_batches_and_workers(tiny_tr
     batch = collate([dataset[i] for i in range(len(frames))]).to(torch.device("cpu"))
     expected, corner = MeanScorer().score(batch.images["c40"], "c40")
     model = MeanScorer().train()
-    scores, maps, masks = score_frames(model, face_root, frames, "c40", torch.device("cpu"), 64, batch_size=4,
-                                       workers=2, keep_maps=True, keep_masks=True)
+    scores, maps, masks = score_frames(model, face_root, frames, "c40", torch.device("cpu"),
+                                       ScoreOptions(image_size=64, batch_size=4, workers=2), keep_maps=True,
+                                       keep_masks=True)
     assert len(frames) > 8 and len(np.unique(expected.numpy())) == len(frames)
     assert scores.dtype == np.float64 and maps.dtype == np.float16 and model.training
     np.testing.assert_allclose(scores, expected.numpy(), rtol=1e-6)

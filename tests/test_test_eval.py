@@ -14,8 +14,9 @@ from sklearn.metrics import roc_auc_score
 
 from forensics.evaluation import evaluate
 from forensics.runs import load_model
-from models import AntiCompressionDetector, XceptionBaseline
-from models.checkpoints import CheckpointError, save_part
+from forensics.training import save_part
+from models import INPUT_SIZE, AntiCompressionDetector, XceptionBaseline, input_size
+from models.checkpoints import CheckpointError
 
 SIZE = 64
 
@@ -180,6 +181,11 @@ def baseline(tmp_path_factory):
     return folder, model
 
 
+def test_a_loaded_run_takes_its_own_crop_side_and_a_released_folder_the_papers(released, baseline):
+    assert input_size(load_model(baseline[0], 1, "c23")[0]) == SIZE
+    assert input_size(load_model(released, 1)[0]) == INPUT_SIZE
+
+
 @pytest.mark.slow
 def test_baseline_run_scored_with_its_stored_threshold(tiny_tree, baseline, tmp_path):
     folder, model = baseline
@@ -287,7 +293,7 @@ def test_paper_table_takes_one_checkpoint_per_method_and_marks_cells_of_an_all_m
 
 
 def test_table_labels_become_plain_folder_names_that_never_collide():
-    from forensics.evaluation import label_folders
+    from forensics.paper import label_folders
 
     assert label_folders(["method", "Xception baseline", "../../etc", "a/b"]) == {
         "method": "method", "Xception baseline": "Xception_baseline", "../../etc": "etc", "a/b": "a_b"}
@@ -325,7 +331,7 @@ def test_an_empty_validation_split_falls_back_to_the_runs_threshold_with_a_note(
 
 
 def test_table_md_says_which_threshold_each_acc_used():
-    from forensics.evaluation import table_markdown
+    from forensics.paper import table_markdown
 
     cell = {"model": "m", "compression": "c23", "trained_on": "c23", "auc": 0.9, "video_auc": 0.95}
     rows = [dict(cell, dataset="Deepfakes", acc=0.8, threshold_source="val"),

@@ -1,4 +1,6 @@
 """train.py on a tiny synthetic face tree: files, loss, resume after a kill, torchrun, clear errors."""
+import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ from conftest import REPO, load_script
 from forensics import cli
 from forensics.data import collate, EmptySplit, FaceFrames, index_frames
 from forensics.runs import last_complete_epoch
+from forensics.losses import LossWeights
 from forensics.training import TrainConfig, Training
 from models import AntiCompressionDetector
 from models.checkpoints import load_part
@@ -43,6 +46,7 @@ def test_short_run_lowers_loss_and_writes_the_released_files(tiny_tree, tmp_path
     assert all(h["val_auc"] == h["val_auc_c40"] for h in history)  # best.json is chosen at c40
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"] == "All" and config["loss_weights"]["pairing"] == 0.2 and config["epochs"] == 3
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= set(config)
     best = json.loads((out / "best.json").read_text())
     assert best["val_auc"] == max(h["val_auc"] for h in history)
     assert any((out / "tensorboard").iterdir())
@@ -190,8 +194,38 @@ def test_classifier_and_adversarial_critic_train_and_save(tiny_tree, tmp_path):
     load_part(AntiCompressionDetector().tail, out / "tail_000001.tar")
 
 
-def test_train_script_defaults_are_the_library_defaults():
-    assert load_script("train").parse_args([]) == TrainConfig(workers=cli.default_workers())
+def _another(field, default):
+    """A value of the field other than its default, as a flag gives it."""
+    choices = field.metadata["choices"] or cli.CHOICES.get(field.name)
+    if choices:
+        return next(c for c in choices if c != default)
+    return default + {int: 1, float: 0.5, str: "x"}[field.type]
+
+
+def test_every_flag_comes_from_its_config_field_with_its_default_and_help():
+    train = load_script("train")
+    assert train.parse_args([]) == TrainConfig()
+    parser = cli.add_config(argparse.ArgumentParser(), TrainConfig)
+    flags = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert list(flags) == [f.name for f in dataclasses.fields(TrainConfig)]
+    for f in dataclasses.fields(TrainConfig):
+        assert flags[f.name].help.startswith(f.metadata["help"] or cli.HELP[f.name]), f.name
+    # each flag sets its own field: every setting changed at once, from the command line
+    changed, argv = {}, []
+    for f in dataclasses.fields(TrainConfig):
+        default = getattr(TrainConfig(), f.name)
+        changed[f.name] = True if f.type is bool else _another(f, default)
+        argv += ["--" + f.name.replace("_", "-")] + ([] if f.type is bool else [str(changed[f.name])])
+    config = train.parse_args(argv)
+    assert config == TrainConfig(**changed)
+
+
+def test_the_loss_weights_are_the_config_fields_that_name_one():
+    sources = [f for f in dataclasses.fields(TrainConfig) if f.metadata["loss"]]
+    assert sorted(f.metadata["loss"] for f in sources) == sorted(f.name for f in dataclasses.fields(LossWeights))
+    assert all(f.name in (f.metadata["loss"], f.metadata["loss"] + "_weight") for f in sources)  # --pairing-weight
+    config = TrainConfig(**{f.name: _another(f, getattr(TrainConfig(), f.name)) for f in sources})
+    assert dataclasses.asdict(config.loss_weights()) == {f.metadata["loss"]: getattr(config, f.name) for f in sources}
 
 
 def test_auto_settings_turn_the_fast_path_on_for_cuda_only():
