@@ -574,7 +574,8 @@ def test_test_py_writes_its_files_as_one_set_and_eval_refuses_a_mixed_one(tree, 
     face, splits = tree
     out = tmp_path / "out"
     info = {"model": "detector", "trained_on": "c23+c40", "run_threshold": None, "epoch": 1}
-    scoring.score_splits(_MeanScore(), info, face, splits, out, image_size=64)
+    scoring.score_splits(_MeanScore(), info, face_root=face, splits=splits, out=out, device=torch.device("cpu"),
+                         options=scoring.ScoreOptions(image_size=64))
     old = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(old) == {"scores.csv", "maps.npy", "masks.npy", "meta.json"}
     real_write = scoring.write_bytes
@@ -586,7 +587,8 @@ def test_test_py_writes_its_files_as_one_set_and_eval_refuses_a_mixed_one(tree, 
 
     monkeypatch.setattr(scoring, "write_bytes", full_at_scores)
     with pytest.raises(OSError):
-        scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face, splits, out, image_size=64)
+        scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face_root=face, splits=splits, out=out,
+                             device=torch.device("cpu"), options=scoring.ScoreOptions(image_size=64))
     monkeypatch.undo()
     assert not (out / "scores.csv").exists()  # the new maps are there, but no scores to pair them with
     with pytest.raises(FileNotFoundError, match="scores file not found"):
@@ -599,7 +601,8 @@ def test_test_py_writes_its_files_as_one_set_and_eval_refuses_a_mixed_one(tree, 
     with pytest.raises(ValueError, match=r"maps\.npy: not the file test\.py wrote beside .*the files come from "
                                          "different test.py runs"):
         evaluate(out / "scores.csv", plots=False)
-    scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face, splits, out, image_size=64)
+    scoring.score_splits(_ScaledScore(), dict(info, epoch=2), face_root=face, splits=splits, out=out,
+                             device=torch.device("cpu"), options=scoring.ScoreOptions(image_size=64))
     assert evaluate(out / "scores.csv", plots=False)["epoch"] == 2
 
 

@@ -105,11 +105,11 @@ def test_detector_losses_without_the_mask_term_need_no_masks():
     out = {"hq_emb": torch.randn(4, 8), "lq_emb": torch.randn(4, 8),
            "hq_map": torch.rand(4, 1, 3, 3), "lq_map": torch.rand(4, 1, 3, 3)}
     label = torch.tensor([0, 1, 0, 1])
-    total, terms = losses.detector_losses(out, label, None, losses.LossWeights(mask=0.0))
+    total, terms = losses.detector_losses(out, label, None, TrainConfig(mask_weight=0.0).loss_weights())
     assert set(terms) == {"metric_hq", "metric_lq", "pairing", "attention"}
     assert total.item() == pytest.approx(sum(t.item() for t in terms.values()))
     with pytest.raises(ValueError, match="no masks"):
-        losses.detector_losses(out, label, None, losses.LossWeights())
+        losses.detector_losses(out, label, None, TrainConfig().loss_weights())
 
 
 def _released_total(out, label, target):

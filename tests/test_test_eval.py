@@ -310,23 +310,24 @@ class _Brightness(torch.nn.Module):
 
 
 def test_an_empty_validation_split_falls_back_to_the_runs_threshold_with_a_note(tiny_tree, tmp_path, capsys):
-    from forensics.scoring import score_splits
+    from forensics.scoring import ScoreOptions, score_splits
 
     face, splits = tiny_tree
     empty = tmp_path / "splits"
     shutil.copytree(splits, empty)
     (empty / "val.json").write_text("[]")
     info = {"model": "xception", "trained_on": "c23", "run_threshold": 0.25}
-    path = score_splits(_Brightness(), info, face, empty, tmp_path / "out", "Deepfakes", "c23", SIZE,
-                        max_frames=1, val_max_frames=2)
+    options = ScoreOptions(image_size=SIZE, max_frames=1, val_max_frames=2)
+    path = score_splits(_Brightness(), info, face_root=face, splits=empty, out=tmp_path / "out", dataset="Deepfakes",
+                        compression="c23", device=torch.device("cpu"), options=options)
     err = capsys.readouterr().err
     assert "val.json: the val split lists no videos" in err and "--val-max-frames 0" in err and "0.25" in err
     assert {r["split"] for r in _read_csv(path)} == {"test"}
     metrics = evaluate(path, plots=False)
     assert metrics["threshold_source"] == "run" and metrics["threshold"] == 0.25
 
-    score_splits(_Brightness(), dict(info, run_threshold=None), face, empty, tmp_path / "bare", "Deepfakes",
-                 "c23", SIZE, max_frames=1, val_max_frames=2)
+    score_splits(_Brightness(), dict(info, run_threshold=None), face_root=face, splits=empty, out=tmp_path / "bare",
+                 dataset="Deepfakes", compression="c23", device=torch.device("cpu"), options=options)
     assert "stores no threshold" in capsys.readouterr().err
 
 
