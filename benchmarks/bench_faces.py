@@ -13,9 +13,10 @@ Prints frames/s per round, the medians and their ratio, and the load average.
 
 Agreement: on every clip under ../shared/data, the main face's boxes with keyframes every k frames (--every)
 against those of detection on every frame with otherwise the same settings (faces.FOOTAGE): the mean IoU over
-the frames where both give a box, and the frames where only one does. Keyframe runs are taken from the
-every-frame run's detections at positions 0, k, 2k, ... (the detector is deterministic, and decoding only
-the keyframes gives the same pictures); the default k is also run for real and must match.
+the frames where both give a box, and the frames where only one does; "steady" is the mean IoU of the
+every-frame boxes of consecutive frames (how much the reference itself moves and jitters). Keyframe runs are
+taken from the every-frame run's detections at positions 0, k, 2k, ... (the detector is deterministic, and
+decoding only the keyframes gives the same pictures); the default k is also run for real and must match.
 """
 import argparse
 import dataclasses
@@ -116,13 +117,17 @@ def iou_study(args):
           f"keyframes every k frames against detection on every frame (faces.FOOTAGE otherwise)")
     table = {k: [] for k in args.every}
     totals = {k: [0, 0, 0] for k in args.every}  # frames compared, only in reference, only with keyframes
-    print(f"{'clip':<40} {'frames':>6} {'boxed':>6} " + " ".join(f"{'k=' + str(k):>7}" for k in args.every))
+    steadies = []
+    print(f"{'clip':<40} {'frames':>6} {'boxed':>6} {'steady':>7} "
+          + " ".join(f"{'k=' + str(k):>7}" for k in args.every))
     for path in paths:
         relative = path.relative_to(args.data)
         folder = relative.parts[0] if len(relative.parts) > 1 else "."
         seen = faces.detect_frames(iter_frames(path, args.max_frames), detector)
         _, reference = faces.main_face_boxes(seen, every_frame)
-        row = []
+        steady = [faces.iou(reference[f], reference[f + 1]) for f in reference if f + 1 in reference]
+        steadies += [float(np.mean(steady))] if steady else []
+        row = [f"{np.mean(steady):7.3f}" if steady else f"{'-':>7}"]
         for k in args.every:
             settings = dataclasses.replace(faces.FOOTAGE, detect_every=k)
             _, boxes = faces.main_face_boxes(keyframes_of(seen, k), settings)
@@ -137,6 +142,8 @@ def iou_study(args):
             totals[k][2] += extra
             row.append(f"{np.mean(ious):7.3f}" if ious else f"{'-':>7}")
         print(f"{str(relative):<40.40} {len(seen.frames):6d} {len(reference):6d} " + " ".join(row))
+    print(f"steady: the every-frame boxes of consecutive frames, mean IoU over clips {np.mean(steadies):.3f} "
+          f"(lowest {min(steadies):.3f})")
     for k in args.every:
         compared, missing, extra = totals[k]
         means = [m for m, _ in table[k]]
