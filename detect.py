@@ -34,16 +34,7 @@ MAX_FRAMES = 300             # first frames of a video, 0 for all
 STRIDE = 1
 DETECTION = faces.FOOTAGE    # dlib on every 5th frame, a second pass at 1280 px where it finds none (faces.py)
 MIN_FACE = 64                # smallest face box side (pixels) worth scoring
-MIN_TRACK = 5                # --all-faces: frames a face must be detected in
-
-
-def at_least(low):
-    def parse(text):
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
-        return value
-    return parse
+MIN_TRACK = 5                # --all-faces: keyframes a face must be detected in
 
 
 def parse_args(argv=None):
@@ -60,12 +51,13 @@ def parse_args(argv=None):
     cli.add_common(p, out=OUT, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
     p.add_argument("--precision", default=PRECISION, choices=("auto", "fp32", "bf16"))
     p.add_argument("--recursive", action="store_true", help="also the videos and images in subfolders")
-    p.add_argument("--max-frames", type=at_least(0), default=MAX_FRAMES,
+    p.add_argument("--max-frames", type=cli.at_least(0), default=MAX_FRAMES,
                    help=f"only the first N frames of a video, 0 for all (default: {MAX_FRAMES})")
-    p.add_argument("--stride", type=at_least(1), default=STRIDE, help=f"every Nth frame (default: {STRIDE})")
+    p.add_argument("--stride", type=cli.at_least(1), default=STRIDE, help=f"every Nth frame (default: {STRIDE})")
     p.add_argument("--all-faces", action="store_true", help="score every tracked face, not only the main one")
     p.add_argument("--min-track", type=int, default=MIN_TRACK,
-                   help=f"--all-faces: a face must be detected in this many frames (default: {MIN_TRACK})")
+                   help=f"--all-faces: a face must be detected in this many of the frames detected on (--detect-every) "
+                        f"(default: {MIN_TRACK})")
     p.add_argument("--min-face", type=int, default=MIN_FACE,
                    help=f"skip faces whose box is smaller than this many pixels (default: {MIN_FACE})")
     p.add_argument("--overlay", action="store_true",

@@ -55,23 +55,23 @@ def add_detector_flags(parser, defaults):
     parser.add_argument("--detector", choices=("hog", "cnn"), default=d.detector,
                         help="dlib's HOG detector, or its CNN (MMOD) detector: better on turned faces, much slower "
                              f"without a GPU build of dlib (default: {d.detector})")
-    parser.add_argument("--upsample", type=int, default=d.upsample,
+    parser.add_argument("--upsample", type=at_least(0), default=d.upsample,
                         help="dlib upsampling steps; 1 finds faces half as large, four times slower "
                              f"(default: {d.upsample})")
-    parser.add_argument("--detect-size", type=int, default=d.detect_size,
+    parser.add_argument("--detect-size", type=at_least(0), default=d.detect_size,
                         help="detect on a copy whose longest side is at most this, 0 for full size; HOG misses faces "
                              f"under about 80 px there (default: {d.detect_size})")
-    parser.add_argument("--fallback-size", type=int, default=d.fallback_size,
+    parser.add_argument("--fallback-size", type=at_least(0), default=d.fallback_size,
                         help="where a frame's first pass finds no face, detect again on a copy whose longest side is "
                              "this (scaled up or down; only if larger than the first copy), 0 for no second pass "
                              f"(default: {d.fallback_size})")
-    parser.add_argument("--detect-every", type=_positive, default=d.detect_every,
+    parser.add_argument("--detect-every", type=at_least(1), default=d.detect_every,
                         help="detect on every Nth frame read (the first, the N+1th, ...), the only frames decoded "
                              "to pictures here, and interpolate the boxes between; 1: every frame "
                              f"(default: {d.detect_every})")
     parser.add_argument("--scale", type=float, default=d.scale,
                         help=f"box side = this times the detection's longer side (default: {d.scale})")
-    parser.add_argument("--max-gap", type=int, default=d.max_gap,
+    parser.add_argument("--max-gap", type=at_least(0), default=d.max_gap,
                         help="a frame without a detection takes its box from detections at most this many frames "
                              "away, plus the frames between keyframes (interpolated between two, else copied); "
                              f"frames further away are left out (default: {d.max_gap})")
@@ -83,11 +83,14 @@ def detection_settings(args):
     return faces.DetectionSettings(**{name: getattr(args, name) for name in names})
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
-    return value
+def at_least(low):
+    """argparse type of an integer flag with a lower bound."""
+    def parse(text):
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
+        return value
+    return parse
 
 
 def default_workers():

@@ -56,7 +56,7 @@ class DetectionSettings:
 FFPP = DetectionSettings()  # FF++ preprocessing (detect_faces.py), as the released location files were made
 # Ordinary footage (detect.py, other datasets): faces smaller than HOG's 80 px at 640 are searched again at 1280
 # px (DFDC's portrait clips), and detection on every 5th frame with boxes interpolated between agrees with
-# detection on every frame (mean IoU in benchmarks/README.md) at about three times the speed.
+# detection on every frame (mean IoU 0.95) for about a quarter of the CPU time (benchmarks/README.md).
 FOOTAGE = DetectionSettings(fallback_size=1280, detect_every=5)
 
 
@@ -133,7 +133,7 @@ def needs_fallback(shape, settings):
 
 
 def no_face_hint(settings, width, height):
-    """What a user can still try when no face was found with these settings ('' when nothing is left)."""
+    """The sizes looked at when no face was found with these settings, and what a user can still try."""
     side = max(width, height)
     looked = max(min(side, settings.detect_size) if settings.detect_size else side,
                  settings.fallback_size if needs_fallback((height, width), settings) else 0)
@@ -329,8 +329,12 @@ _DETECTOR = None  # a worker process's own detector
 
 def _init_worker(settings):
     global _DETECTOR
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     _DETECTOR = Detector(settings)
+
+
+def _init_finder(settings):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _init_worker(settings)
 
 
 def _detect_copies(copies):
@@ -347,7 +351,7 @@ class FaceFinder:
         if workers > 0:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            self.pool = context.Pool(workers, _init_worker, (settings,))
+            self.pool = context.Pool(workers, _init_finder, (settings,))
         else:
             self.detector = Detector(settings)
         self.cancelled = threading.Event()
