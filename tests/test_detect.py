@@ -74,29 +74,7 @@ def scorer(batch_size=4, heads=None):
     return inference.Scorer(ChannelScorer(), heads or {"lq": "c40"}, torch.device("cpu"), SIZE, batch_size)
 
 
-# ----------------------------------------------------------------------------- faces and tracks
-
-def test_every_track_is_kept_and_the_main_face_is_the_heaviest():
-    left = {f: [(100 + f, 100, 200 + f, 200, 1.0)] for f in range(10)}
-    for f in range(10):
-        left[f].append((400, 300, 440, 340, 1.0))  # a small face all along
-    for f in (4, 5):
-        left[f].append((600, 50, 760, 210, 2.0))  # a large passer-by for two frames
-    tracks = faces.track_faces(left)
-    assert [sorted(t) for t in tracks] == [list(range(10)), list(range(10)), [4, 5]]
-    assert [t[0][0] for t in tracks[:2]] == [100, 400] and tracks[2][4][0] == 600
-    assert faces.track_main_face(left) == tracks[0] == max(tracks, key=faces.track_weight)
-    assert faces.track_faces({}) == [] and faces.track_main_face({}) == {}
-
-
-def test_detection_on_a_shrunk_copy_is_detection_on_the_frame():
-    frame = cv2.resize(astronaut(), (1100, 1100))
-    detector = faces.Detector(faces.DetectionSettings(detect_size=640))
-    rgb, f = faces.detection_copy(frame, 640)
-    assert rgb.shape == (640, 640, 3) and f == pytest.approx(640 / 1100)
-    found = detector(frame)
-    assert len(found) == 1 and found == detector.detect_rgb(rgb, f)
-
+# ----------------------------------------------------------------------------- faces to score
 
 def _found(detections, frames, width=360, height=256):
     return inference.Found(faces.FrameDetections(list(frames), list(frames), detections, width, height), 10.0)

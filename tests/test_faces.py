@@ -16,6 +16,28 @@ from forensics.video import iter_frames, read_frames, write_video
 DFDC = SHARED / "data" / "dfdc_samples"
 
 
+def test_every_track_is_kept_and_the_main_face_is_the_heaviest():
+    left = {f: [(100 + f, 100, 200 + f, 200, 1.0)] for f in range(10)}
+    for f in range(10):
+        left[f].append((400, 300, 440, 340, 1.0))  # a small face all along
+    for f in (4, 5):
+        left[f].append((600, 50, 760, 210, 2.0))  # a large passer-by for two frames
+    tracks = faces.track_faces(left)
+    assert [sorted(t) for t in tracks] == [list(range(10)), list(range(10)), [4, 5]]
+    assert [t[0][0] for t in tracks[:2]] == [100, 400] and tracks[2][4][0] == 600
+    assert faces.track_main_face(left) == tracks[0] == max(tracks, key=faces.track_weight)
+    assert faces.track_faces({}) == [] and faces.track_main_face({}) == {}
+
+
+def test_detection_on_a_shrunk_copy_is_detection_on_the_frame():
+    frame = cv2.resize(astronaut(), (1100, 1100))
+    detector = faces.Detector(faces.DetectionSettings(detect_size=640))
+    rgb, f = faces.detection_copy(frame, 640)
+    assert rgb.shape == (640, 640, 3) and f == pytest.approx(640 / 1100)
+    found = detector(frame)
+    assert len(found) == 1 and found == detector.detect_rgb(rgb, f)
+
+
 class Marked:
     """A stand-in detector: a face of 20 px whose left edge is the frame's first pixel (0: no face)."""
 
@@ -69,6 +91,20 @@ def test_every_frame_is_the_released_detection():
     expected = faces.fill_gaps({k: [x, 10, 20] for k, x in enumerate(xs) if x}, range(len(xs)), 2, 64, 48)
     assert boxes == [expected.get(k) for k in range(len(xs))]
     assert boxes[7] is None and boxes[6] == boxes[4]
+
+
+def test_the_face_finder_s_processes_find_what_this_process_finds():
+    """FaceFinder's processes get first-pass copies from the decoding thread and a fallback copy where they find
+    nothing: the same detections as Detector in this process."""
+    settings = faces.DetectionSettings(detect_size=160, fallback_size=320, detect_every=2)
+    frames = [(k, _small_face(240) if k != 2 else np.full((240, 320, 3), 90, np.uint8)) for k in range(5)]
+    expected = faces.detect_frames(frames, faces.Detector(settings))
+    assert sorted(expected.found) == [0, 4] and expected.keyframes == [0, 2, 4]
+    with faces.FaceFinder(settings, workers=1) as finder:
+        assert finder.detect(frames) == expected
+        finder.cancel()
+        with pytest.raises(faces.Cancelled):
+            finder.detect(frames)
 
 
 def test_iter_frames_decodes_only_every_nth_picture(tmp_path):
