@@ -303,7 +303,8 @@ def find_main_face(frames, settings=FOOTAGE, detector=None):
     the heaviest track over the keyframes (track_main_face), boxed as the location files are (square_box) and
     interpolated between keyframes (fill_gaps, up to settings.reach() frames from a detection). None: no box,
     as for a frame further than that from any detection of the main face. detector: a Detector made with the
-    same settings, to reuse one across videos (else one is made here).
+    same settings, to reuse one across videos (else one is made here). For frames sampled far apart (a few
+    evenly spaced frames of a video), detect on each: dataclasses.replace(settings, detect_every=1).
     """
     detector = detector or Detector(settings)
     seen = detect_frames(enumerate(frames), detector)
