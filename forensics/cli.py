@@ -66,8 +66,8 @@ def add_detector_flags(parser, defaults):
                              "this (scaled up or down; only if larger than the first copy), 0 for no second pass "
                              f"(default: {d.fallback_size})")
     parser.add_argument("--detect-every", type=at_least(1), default=d.detect_every,
-                        help="detect on every Nth frame read (the first, the N+1th, ...), the only frames decoded "
-                             "to pictures here, and interpolate the boxes between; 1: every frame "
+                        help="detect on every Nth frame read (the first, the N+1th, ...; only these are decoded "
+                             "to pictures for detection) and interpolate the boxes between; 1: every frame "
                              f"(default: {d.detect_every})")
     parser.add_argument("--scale", type=float, default=d.scale,
                         help=f"box side = this times the detection's longer side (default: {d.scale})")
