@@ -3,19 +3,20 @@
     python detect.py clip.mp4 --checkpoint runs/all --overlay
     python detect.py downloads/ --recursive --checkpoint checkpoints/All --epoch 13 --threshold 9.5
 
-For each input: dlib finds the main face and tracks it as detect_faces.py does (--all-faces: every face),
-each face is cut and normalised as in training and scored through the head of --head (lq: the c40 head,
-the default; hq; both). A video's score is the mean of its frame scores (eval.py's video score); it is fake
-when score >= the run's validation threshold (history.json), which is calibrated to FF++-like data only.
-Released checkpoint folders carry no threshold: pass --threshold for a verdict. Writes OUT/results.json and
-OUT/results.csv (per input and per frame: box and score); --overlay adds an MP4 per video with the face box
-coloured by score and the regression map over the face, and a plot of the score over time. A bad input is
-reported on one line and skipped; the exit status is 1 if anything was skipped.
+For each input: dlib finds faces on every 5th frame (--detect-every; a second pass at --fallback-size where
+the first finds none), the main face is tracked as detect_faces.py does and its boxes interpolated between
+(--all-faces: every face); each face is cut and normalised as in training and scored through the head of
+--head (lq: the c40 head, the default; hq; both). A video's score is the mean of its frame scores (eval.py's
+video score); it is fake when score >= the run's validation threshold (history.json), which is calibrated to
+FF++-like data only. Released checkpoint folders carry no threshold: pass --threshold for a verdict. Writes
+OUT/results.json and OUT/results.csv (per input and per frame: box and score); --overlay adds an MP4 per
+video with the face box coloured by score and the regression map over the face, and a plot of the score over
+time. A bad input is reported on one line and skipped; the exit status is 1 if anything was skipped.
 """
 import argparse
 import sys
 
-from forensics import cli, inference
+from forensics import cli, faces, inference
 from forensics.device import resolve_device, resolve_precision, resolve_switch
 from forensics.fileio import check_writable
 from models import input_size
@@ -32,22 +33,9 @@ BATCH_SIZE = 32
 PRECISION = "auto"           # auto: bf16 autocast and channels_last on CUDA, fp32 on the CPU
 MAX_FRAMES = 300             # first frames of a video, 0 for all
 STRIDE = 1
-DETECTOR = "hog"
-UPSAMPLE = 0
-DETECT_SIZE = 640
-SCALE = 1.3
-MAX_GAP = 5
+DETECTION = faces.FOOTAGE    # dlib on every 5th frame, a second pass at 1280 px where it finds none (faces.py)
 MIN_FACE = 64                # smallest face box side (pixels) worth scoring
-MIN_TRACK = 5                # --all-faces: frames a face must be detected in
-
-
-def at_least(low):
-    def parse(text):
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
-        return value
-    return parse
+MIN_TRACK = 5                # --all-faces: keyframes a face must be detected in
 
 
 def parse_args(argv=None):
@@ -64,29 +52,32 @@ def parse_args(argv=None):
     cli.add_common(p, out=OUT, device=DEVICE, workers=WORKERS, image_size=IMAGE_SIZE, batch_size=BATCH_SIZE,
                    precision=PRECISION)
     p.add_argument("--recursive", action="store_true", help="also the videos and images in subfolders")
-    p.add_argument("--max-frames", type=at_least(0), default=MAX_FRAMES,
+    p.add_argument("--max-frames", type=cli.at_least(0), default=MAX_FRAMES,
                    help=f"only the first N frames of a video, 0 for all (default: {MAX_FRAMES})")
-    p.add_argument("--stride", type=at_least(1), default=STRIDE, help=f"every Nth frame (default: {STRIDE})")
+    p.add_argument("--stride", type=cli.at_least(1), default=STRIDE, help=f"every Nth frame (default: {STRIDE})")
     p.add_argument("--all-faces", action="store_true", help="score every tracked face, not only the main one")
     p.add_argument("--min-track", type=int, default=MIN_TRACK,
-                   help=f"--all-faces: a face must be detected in this many frames (default: {MIN_TRACK})")
+                   help=f"--all-faces: a face must be detected in this many of the frames detected on (--detect-every) "
+                        f"(default: {MIN_TRACK})")
     p.add_argument("--min-face", type=int, default=MIN_FACE,
                    help=f"skip faces whose box is smaller than this many pixels (default: {MIN_FACE})")
     p.add_argument("--overlay", action="store_true",
                    help="also write NAME.overlay.mp4 (NAME.overlay.png for an image) and NAME.scores.png")
     p.add_argument("--strict", action="store_true", help="stop at the first input that cannot be scored")
-    cli.add_detector_flags(p, DETECTOR, UPSAMPLE, DETECT_SIZE, SCALE, MAX_GAP)
+    cli.add_detector_flags(p, DETECTION)
     return p.parse_args(argv)
+
+
+def settings_of(args):
+    return inference.Settings(max_frames=args.max_frames, stride=args.stride, detection=cli.detection_settings(args),
+                              min_face=args.min_face, min_track=args.min_track, all_faces=args.all_faces)
 
 
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    settings = inference.Settings(
-        max_frames=args.max_frames, stride=args.stride, detector=args.detector, upsample=args.upsample,
-        detect_size=args.detect_size, scale=args.scale, max_gap=args.max_gap, min_face=args.min_face,
-        min_track=args.min_track, all_faces=args.all_faces)
+    settings = settings_of(args)
     try:
         check_writable(args.out)  # before any scoring, not when the results are written
         model, info, heads = inference.load_detector(args.checkpoint, args.epoch, args.head)

@@ -18,11 +18,7 @@ WORKERS = cli.default_workers()
 COMPRESSION = "c23"
 MAX_FRAMES = 270  # the released training used the first 270 frames of a video, its test the first 140
 STRIDE = 1
-DETECTOR = "hog"
-UPSAMPLE = 0
-DETECT_SIZE = 640
-SCALE = 1.3
-MAX_GAP = 5
+DETECTION = faces.FFPP  # as the released location files were made: HOG on every frame, one pass (faces.py)
 
 
 def main(argv=None):
@@ -35,7 +31,7 @@ def main(argv=None):
                    help=f"only the first N frames of a video, 0 for all (default: {MAX_FRAMES}; the paper's test "
                         "used 140)")
     p.add_argument("--stride", type=int, default=STRIDE, help=f"every Nth frame (default: {STRIDE})")
-    cli.add_detector_flags(p, DETECTOR, UPSAMPLE, DETECT_SIZE, SCALE, MAX_GAP)
+    cli.add_detector_flags(p, DETECTION)
     p.add_argument("--fake-boxes", choices=("own", "target"), default="own",
                    help="own: detect on the fake itself; target: copy the boxes of its target original NNN "
                         "(for NNN_MMM) (default: own)")
@@ -48,9 +44,8 @@ def main(argv=None):
         shard = manifest.parse_shard(args.shard) if args.shard else None
         tally = faces.detect_all(
             args.ffpp_root, args.out, methods=args.methods, compression=args.compression,
-            max_frames=args.max_frames, stride=args.stride, detector=args.detector, upsample=args.upsample,
-            detect_size=args.detect_size, scale=args.scale, max_gap=args.max_gap, fake_boxes=args.fake_boxes,
-            splits_dir=args.splits, split=args.split, shard=shard, workers=args.workers)
+            max_frames=args.max_frames, stride=args.stride, detection=cli.detection_settings(args),
+            fake_boxes=args.fake_boxes, splits_dir=args.splits, split=args.split, shard=shard, workers=args.workers)
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     return tally.finish(args.strict)

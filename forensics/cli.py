@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import os
 
-from . import ffpp
+from . import faces, ffpp
 
 PRECISIONS = ("auto", "bf16", "fp32")  # --precision (device.resolve_precision decides auto)
 SWITCH = ("auto", "on", "off")  # --channels-last, --compile, --fused-adam (device.resolve_switch decides auto)
@@ -72,24 +72,49 @@ def add_video_selection(parser, splits_fallback, every_video):
     return parser
 
 
-def add_detector_flags(parser, detector, upsample, detect_size, scale, max_gap):
-    """The flags of dlib face detection and boxing that detect_faces.py and detect.py share, with the
-    script's defaults."""
-    parser.add_argument("--detector", choices=("hog", "cnn"), default=detector,
+def add_detector_flags(parser, defaults):
+    """The flags of dlib face detection and boxing that detect_faces.py and detect.py share, one per field of
+    faces.DetectionSettings, with the script's defaults (a DetectionSettings); detection_settings reads them."""
+    d = defaults
+    parser.add_argument("--detector", choices=("hog", "cnn"), default=d.detector,
                         help="dlib's HOG detector, or its CNN (MMOD) detector: better on turned faces, much slower "
-                             f"without a GPU build of dlib (default: {detector})")
-    parser.add_argument("--upsample", type=int, default=upsample,
+                             f"without a GPU build of dlib (default: {d.detector})")
+    parser.add_argument("--upsample", type=at_least(0), default=d.upsample,
                         help="dlib upsampling steps; 1 finds faces half as large, four times slower "
-                             f"(default: {upsample})")
-    parser.add_argument("--detect-size", type=int, default=detect_size,
-                        help="detect on a copy whose longest side is at most this, 0 for full size "
-                             f"(default: {detect_size})")
-    parser.add_argument("--scale", type=float, default=scale,
-                        help=f"box side = this times the detection's longer side (default: {scale})")
-    parser.add_argument("--max-gap", type=int, default=max_gap,
+                             f"(default: {d.upsample})")
+    parser.add_argument("--detect-size", type=at_least(0), default=d.detect_size,
+                        help="detect on a copy whose longest side is at most this, 0 for full size; HOG misses faces "
+                             f"under about 80 px there (default: {d.detect_size})")
+    parser.add_argument("--fallback-size", type=at_least(0), default=d.fallback_size,
+                        help="where a frame's first pass finds no face, detect again on a copy whose longest side is "
+                             "this (scaled up or down; only if larger than the first copy), 0 for no second pass "
+                             f"(default: {d.fallback_size})")
+    parser.add_argument("--detect-every", type=at_least(1), default=d.detect_every,
+                        help="detect on every Nth frame read (the first, the N+1th, ...; only these are decoded "
+                             "to pictures for detection) and interpolate the boxes between; 1: every frame "
+                             f"(default: {d.detect_every})")
+    parser.add_argument("--scale", type=float, default=d.scale,
+                        help=f"box side = this times the detection's longer side (default: {d.scale})")
+    parser.add_argument("--max-gap", type=at_least(0), default=d.max_gap,
                         help="a frame without a detection takes its box from detections at most this many frames "
-                             f"away (interpolated between two), else it is left out; 0 leaves it out "
-                             f"(default: {max_gap})")
+                             "away, plus the frames between keyframes (interpolated between two, else copied); "
+                             f"frames further away are left out (default: {d.max_gap})")
+
+
+def detection_settings(args):
+    """The faces.DetectionSettings of the flags add_detector_flags added."""
+    names = [f.name for f in dataclasses.fields(faces.DetectionSettings)]
+    return faces.DetectionSettings(**{name: getattr(args, name) for name in names})
+
+
+def at_least(low):
+    """argparse type of an integer flag with a lower bound."""
+    def parse(text):
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
+        return value
+    return parse
 
 
 def default_workers():

@@ -5,13 +5,18 @@ detection enlarged around its centre by `scale`, made square and moved inside th
 it is larger than the frame), as in the location files released with the paper's code.
 """
 import bisect
+import collections
+import functools
 import hashlib
 import importlib.util
 import json
 import math
+import multiprocessing
 import os
+import signal
 import sys
-from dataclasses import dataclass, field
+import threading
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -20,12 +25,39 @@ from . import ffpp
 from .fileio import check_writable, write_bytes, write_error
 from .locations import parse_boxes, write_locs
 from .manifest import Tally, in_shard, pool_map, select_videos, split_ids, video_stamp
-from .video import VideoError, iter_frames
+from .video import VideoError, iter_frames, prefetch
 
 MAX_SHIFT = 0.5  # a detection continues a track if its centre moved less than this many box sides ...
 SHIFT_PER_FRAME = 0.05  # ... plus this much per frame since the track was last seen ...
 MAX_SHIFT_CAP = 1.0  # ... up to this
 MAX_SIZE_RATIO = 1.5  # and its size changed by less than this factor
+CHUNK = 4  # keyframes per job sent to a FaceFinder worker process
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """How faces are found and boxed: one field per flag of cli.add_detector_flags, which detect_faces.py and
+    detect.py share. The defaults are the released preprocessing's (dlib's HOG on every frame, one pass);
+    FOOTAGE below is for ordinary footage."""
+    detector: str = "hog"  # hog, or cnn (dlib's MMOD CNN)
+    upsample: int = 0  # dlib's upsampling steps: each finds faces half as large, four times slower
+    detect_size: int = 640  # detect on a copy whose longest side is at most this (0: full size)
+    fallback_size: int = 0  # a keyframe where that finds no face is searched again on a copy this large; 0: never
+    detect_every: int = 1  # detect on every Nth frame read (the keyframes), interpolate the boxes between
+    scale: float = 1.3  # box side = this times the detection's longer side
+    max_gap: int = 5  # a box is carried this many frames past a frame detected on without the face
+
+    def reach(self, stride=1):
+        """How many frames away (in frame numbers) a detection gives its box to a frame without one: the
+        frames between keyframes, plus max_gap."""
+        return self.max_gap + (self.detect_every - 1) * stride
+
+
+FFPP = DetectionSettings()  # FF++ preprocessing (detect_faces.py), as the released location files were made
+# Ordinary footage (detect.py, other datasets): faces smaller than HOG's 80 px at 640 are searched again at 1280
+# px (DFDC's portrait clips), and detection on every 5th frame with boxes interpolated between agrees with
+# detection on every frame (mean IoU 0.95) for about a quarter of the CPU time (benchmarks/README.md).
+FOOTAGE = DetectionSettings(fallback_size=1280, detect_every=5)
 
 
 def dlib_model_path(name):
@@ -42,42 +74,80 @@ def dlib_model_path(name):
     return path
 
 
+@functools.cache
+def _dlib_model(kind):
+    """dlib's detector of a kind, loaded once a process (the HOG model alone takes about a second)."""
+    import dlib
+
+    if kind == "hog":
+        return dlib.get_frontal_face_detector()
+    return dlib.cnn_face_detection_model_v1(str(dlib_model_path("mmod_human_face_detector.dat")))
+
+
 class Detector:
     """dlib's frontal face detector ('hog', or 'cnn': the MMOD CNN) on a copy of the frame whose longest side
-    is at most detect_size (0: full size), with boxes mapped back to the full frame."""
+    is at most settings.detect_size (0: full size), with boxes mapped back to the full frame; where it finds
+    nothing and settings.fallback_size is larger than that copy, once more on a copy of that size."""
 
-    def __init__(self, kind="hog", upsample=0, detect_size=640):
-        import dlib
-
-        if kind == "hog":
-            hog = dlib.get_frontal_face_detector()
-            self._run = lambda rgb: list(zip(*hog.run(rgb, upsample, 0.0)[:2]))
-        elif kind == "cnn":
-            cnn = dlib.cnn_face_detection_model_v1(str(dlib_model_path("mmod_human_face_detector.dat")))
-            self._run = lambda rgb: [(d.rect, d.confidence) for d in cnn(rgb, upsample)]
-        else:
+    def __init__(self, settings=FFPP):
+        kind, upsample = settings.detector, settings.upsample
+        if kind not in ("hog", "cnn"):
             raise ValueError(f"--detector {kind!r}: choose hog or cnn")
-        self.detect_size = detect_size
+        model = _dlib_model(kind)
+        if kind == "hog":
+            self._run = lambda rgb: list(zip(*model.run(rgb, upsample, 0.0)[:2]))
+        else:
+            self._run = lambda rgb: [(d.rect, d.confidence) for d in model(rgb, upsample)]
+        self.settings = settings
 
     def __call__(self, frame):
         """[(left, top, right, bottom, score)] in full-frame pixels, for a BGR frame."""
-        return self.detect_rgb(*detection_copy(frame, self.detect_size))
+        found = self.detect_rgb(*detection_copy(frame, self.settings.detect_size))
+        if found or not needs_fallback(frame.shape, self.settings):
+            return found
+        return self.detect_rgb(*detection_copy(frame, self.settings.fallback_size, enlarge=True))
 
     def detect_rgb(self, rgb, f=1.0):
-        """Detections on a copy made by detection_copy (possibly in another thread or process), mapped back
-        to the full frame by its factor f."""
+        """One pass on a copy made by detection_copy, mapped back to the full frame by its factor f."""
         return [(r.left() / f, r.top() / f, (r.right() + 1) / f, (r.bottom() + 1) / f, float(score))
                 for r, score in self._run(rgb)]
 
 
-def detection_copy(frame, detect_size):
-    """(the RGB copy of a BGR frame that the detector runs on, its scale factor f): longest side at most
-    detect_size (0: full size)."""
+def detection_copy(frame, size, enlarge=False):
+    """(the RGB copy of a BGR frame that the detector runs on, its scale factor f): longest side at most size
+    (0: full size), or exactly size with enlarge."""
     h, w = frame.shape[:2]
-    f = detect_size / max(h, w) if detect_size and max(h, w) > detect_size else 1.0
+    f = size / max(h, w) if size and (max(h, w) > size or enlarge) else 1.0
     if f != 1.0:
-        frame = cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(frame, (round(w * f), round(h * f)),
+                           interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), f
+
+
+def needs_fallback(shape, settings):
+    """Whether a frame of this shape gets the fallback pass where the first finds nothing: only when its copy
+    would be larger than the first pass's."""
+    side = max(shape[:2])
+    first = min(side, settings.detect_size) if settings.detect_size else side
+    return settings.fallback_size > first
+
+
+def no_face_hint(settings, width, height):
+    """The sizes looked at when no face was found with these settings, and what a user can still try."""
+    side = max(width, height)
+    looked = max(min(side, settings.detect_size) if settings.detect_size else side,
+                 settings.fallback_size if needs_fallback((height, width), settings) else 0)
+    tries = []
+    if settings.upsample == 0:
+        tries.append("--upsample 1")
+    if side > looked:
+        tries.append("--detect-size 0")
+    if settings.detector == "hog":
+        tries.append("--detector cnn (turned faces)")
+    smallest = f", whose smallest face is about {80 // 2 ** settings.upsample} px there" \
+        if settings.detector == "hog" else ""
+    return (f"dlib {settings.detector} on frames of at most {looked} px{smallest}"
+            + (f": try {' or '.join(tries)}" if tries else ""))
 
 
 def _clip(cx, cy, side, width, height):
@@ -153,6 +223,12 @@ def track_main_face(detections):
     return max(track_faces(detections), key=track_weight, default={})
 
 
+def boxed_tracks(detections, width, height, scale):
+    """Every face's boxes at its detections, [{frame: [x, y, size]}, ...], the main face (track_weight) first."""
+    tracks = sorted(track_faces(detections), key=track_weight, reverse=True)
+    return [{f: square_box(rect, width, height, scale=scale) for f, rect in t.items()} for t in tracks]
+
+
 def fill_gaps(boxes, frames, max_gap, width, height):
     """boxes ({frame: [x, y, size]} of the frames with a detection) plus a box for each other frame in
     frames that has a detected frame at most max_gap frames away: interpolated when there is one on each
@@ -179,6 +255,189 @@ def fill_gaps(boxes, frames, max_gap, width, height):
     return dict(sorted(out.items()))
 
 
+# ----------------------------------------------------------------------------- keyframes: detect, then track
+
+@dataclass
+class FrameDetections:
+    """What detection saw in one video's frames."""
+    frames: list  # the frame numbers read
+    keyframes: list  # those detected on
+    found: dict  # {frame: [rect, ...]} of the keyframes with a face
+    width: int = 0
+    height: int = 0
+
+
+def is_keyframe(position, frame, settings):
+    """Whether the frame at this position among those read is detected on: every settings.detect_every-th, from
+    the first, where its picture was decoded (video.iter_frames(every=...) decodes only those)."""
+    return frame is not None and position % settings.detect_every == 0
+
+
+class Cancelled(Exception):
+    """FaceFinder.cancel was called during a detection."""
+
+
+def detect_frames(frames, detector, cancelled=None):
+    """FrameDetections of (frame number, BGR frame or None) pairs, in order, detecting on the keyframes; raises
+    Cancelled once the threading.Event cancelled is set."""
+    seen = FrameDetections([], [], {})
+    for position, (index, frame) in enumerate(frames):
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled
+        seen.frames.append(index)
+        if is_keyframe(position, frame, detector.settings):
+            seen.height, seen.width = frame.shape[:2]
+            seen.keyframes.append(index)
+            found = detector(frame)
+            if found:
+                seen.found[index] = found
+    return seen
+
+
+def find_main_face(frames, settings=FOOTAGE, detector=None):
+    """The main face of one video: a box [x, y, size] or None for each frame, in the order given.
+
+    frames: the video's frames in order, BGR (any iterable; an entry may be None where the caller did not
+    decode a frame that is not a keyframe). dlib runs on every settings.detect_every-th frame (the keyframes,
+    from the first; a second pass at settings.fallback_size where the first finds nothing); the main face is
+    the heaviest track over the keyframes (track_main_face), boxed as the location files are (square_box) and
+    interpolated between keyframes (fill_gaps, up to settings.reach() frames from a detection). None: no box,
+    as for a frame further than that from any detection of the main face. detector: a Detector made with the
+    same settings, to reuse one across videos (else one is made here). For frames sampled far apart (a few
+    evenly spaced frames of a video), detect on each: dataclasses.replace(settings, detect_every=1).
+    """
+    detector = detector or Detector(settings)
+    seen = detect_frames(enumerate(frames), detector)
+    _, boxes = main_face_boxes(seen, settings)
+    return [boxes.get(f) for f in seen.frames]
+
+
+def main_face_boxes(seen, settings, stride=1):
+    """({frame: [x, y, size]} of the main face's detections, the same with the gaps filled) in FrameDetections
+    of frames stride apart."""
+    tracks = boxed_tracks(seen.found, seen.width, seen.height, settings.scale)
+    main = tracks[0] if tracks else {}
+    return main, fill_track(main, seen, settings, stride)
+
+
+def fill_track(boxes, seen, settings, stride=1):
+    """A track's boxes at its detections, plus those of the frames within settings.reach(stride) of one."""
+    return fill_gaps(boxes, seen.frames, settings.reach(stride), seen.width, seen.height)
+
+
+_DETECTOR = None  # a worker process's own detector
+
+
+def _init_worker(settings):
+    global _DETECTOR
+    _DETECTOR = Detector(settings)
+
+
+def _init_finder(settings):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _init_worker(settings)
+
+
+def _detect_copies(copies):
+    return [_DETECTOR.detect_rgb(rgb, f) for rgb, f in copies]
+
+
+class FaceFinder:
+    """detect_frames on `workers` processes (0: in this one), fed by a thread that decodes ahead, for one video
+    after another. Make it before any other thread starts: the processes are forked."""
+
+    def __init__(self, settings, workers=0):
+        self.settings, self.workers = settings, workers
+        self.pool = self.detector = None
+        if workers > 0:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self.pool = context.Pool(workers, _init_finder, (settings,))
+        else:
+            self.detector = Detector(settings)
+        self.cancelled = threading.Event()
+
+    def cancel(self):
+        """Make a detection under way stop at its next frames (it raises Cancelled)."""
+        self.cancelled.set()
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def detect(self, frames):
+        """FrameDetections of an iterable of (frame number, BGR frame or None), decoded ahead in a thread. With
+        processes, that thread also makes the keyframes' first-pass copies, and a keyframe where they find
+        nothing is sent again as a fallback copy."""
+        if self.pool is None:
+            decoded = prefetch(frames)
+            try:
+                return detect_frames(decoded, self.detector, self.cancelled)
+            finally:
+                decoded.close()
+        settings = self.settings
+
+        def copies():
+            for position, (index, frame) in enumerate(frames):
+                if is_keyframe(position, frame, settings):
+                    yield index, frame, detection_copy(frame, settings.detect_size)
+                else:
+                    yield index, None, None
+
+        decoded = prefetch(copies())
+        seen = FrameDetections([], [], {})
+        pending, chunk = collections.deque(), []
+        try:
+            for index, frame, copy in decoded:
+                seen.frames.append(index)
+                if frame is None:
+                    continue
+                seen.height, seen.width = frame.shape[:2]
+                seen.keyframes.append(index)
+                chunk.append((index, frame, copy))
+                if len(chunk) == CHUNK:
+                    self._submit(pending, chunk)
+                    chunk = []
+                    while len(pending) > 2 * self.workers:  # memory stays bounded: wait for the oldest
+                        self._collect(pending, seen)
+            if chunk:
+                self._submit(pending, chunk)
+            while pending:
+                self._collect(pending, seen)
+            return seen
+        finally:
+            decoded.close()
+
+    def _submit(self, pending, jobs):
+        """Send [(frame number, frame for a fallback pass or None, copy)] to the processes."""
+        pending.append((jobs, self.pool.apply_async(_detect_copies, ([copy for _, _, copy in jobs],))))
+
+    def _collect(self, pending, seen):
+        """Wait for the oldest job; keep its detections and send its faceless frames' fallback copies."""
+        jobs, result = pending.popleft()
+        found = result.get()
+        if self.cancelled.is_set():
+            raise Cancelled
+        again = []
+        for (index, frame, _), rects in zip(jobs, found):
+            if rects:
+                seen.found[index] = rects
+            elif frame is not None and needs_fallback(frame.shape, self.settings):
+                again.append((index, None, detection_copy(frame, self.settings.fallback_size, enlarge=True)))
+        if again:
+            self._submit(pending, again)
+
+
+# ----------------------------------------------------------------------------- FF++: detect_faces.py
+
 @dataclass
 class VideoBoxes:
     """The boxes of one video and how they were found."""
@@ -189,18 +448,13 @@ class VideoBoxes:
     target: Path = None  # with --fake-boxes target: the original video whose boxes these are
 
 
-def detect_video(path, detector, max_frames=None, stride=1, scale=1.3, max_gap=5):
-    """VideoBoxes of the main face in frames 0, stride, ... below max_frames of one video."""
-    detections, frames, size = {}, [], None
-    for index, frame in iter_frames(path, max_frames, stride):
-        frames.append(index)
-        size = frame.shape[1], frame.shape[0]
-        found = detector(frame)
-        if found:
-            detections[index] = found
-    main = {f: square_box(rect, *size, scale=scale) for f, rect in track_main_face(detections).items()}
-    boxes = fill_gaps(main, frames, max_gap, *size)
-    return VideoBoxes(boxes, frames, detected=len(main), filled=len(boxes) - len(main))
+def detect_video(path, detector, max_frames=None, stride=1):
+    """VideoBoxes of the main face in frames 0, stride, ... below max_frames of one video, with the detector's
+    settings (keyframes, fallback, boxes)."""
+    settings = detector.settings
+    seen = detect_frames(iter_frames(path, max_frames, stride, every=settings.detect_every), detector)
+    main, boxes = main_face_boxes(seen, settings, stride)
+    return VideoBoxes(boxes, seen.frames, detected=len(main), filled=len(boxes) - len(main))
 
 
 def _ranges(missing, stride):
@@ -212,14 +466,6 @@ def _ranges(missing, stride):
             runs.append([f, f])
     text = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs[:5])
     return text + (", ..." if len(runs) > 5 else "")
-
-
-_DETECTOR = None
-
-
-def _init_worker(kind, upsample, detect_size):
-    global _DETECTOR
-    _DETECTOR = Detector(kind, upsample, detect_size)
 
 
 def _detect_job(job):
@@ -291,10 +537,10 @@ class DetectionLog:
 
     NAME = "detect_faces.progress"
 
-    def __init__(self, out_dir, shard, settings, detector_args):
+    def __init__(self, out_dir, shard, settings, detection):
         k_of_n = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""
         self.path = Path(out_dir) / f"{self.NAME}{k_of_n}.jsonl"
-        self.settings = [settings, list(detector_args)]
+        self.settings = [settings, asdict(detection)]
         self._file = None
 
     def key(self, job):
@@ -351,7 +597,7 @@ class DetectionLog:
             self._file.close()
 
 
-def run_detection(jobs, methods, workers, detector_args, tally, log=None):
+def run_detection(jobs, methods, workers, detection, tally, log=None):
     """{method: {video: VideoBoxes}} for every method (even one without a video: its file is still written) and
     every job's; a video that cannot be read gets a skip line instead. With a DetectionLog, the videos it holds
     are taken from it and each video detected here is added to it as soon as it finishes."""
@@ -362,7 +608,7 @@ def run_detection(jobs, methods, workers, detector_args, tally, log=None):
             results[method][video] = found
         if earlier:
             print(f"resuming: {len(earlier)} videos taken from {log.path}, {len(jobs)} to detect", file=sys.stderr)
-    for method, video, found, error in pool_map(_detect_job, jobs, workers, "detecting", _init_worker, detector_args):
+    for method, video, found, error in pool_map(_detect_job, jobs, workers, "detecting", _init_worker, (detection,)):
         if error:
             tally.skip(f"{error}: video skipped", videos=1)
         else:
@@ -428,10 +674,10 @@ def write_results(results, out_dir, shard):
 
 
 def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compression="c23", max_frames=270,
-               stride=1, detector="hog", upsample=0, detect_size=640, scale=1.3, max_gap=5, fake_boxes="own",
-               splits_dir=None, split=None, shard=None, workers=0):
-    """Detect the main face in every selected video and write out_dir/dlib_<method>.json (with a shard:
-    dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its frames_done counts frames with a box.
+               stride=1, detection=FFPP, fake_boxes="own", splits_dir=None, split=None, shard=None, workers=0):
+    """Detect the main face in every selected video with DetectionSettings `detection` and write
+    out_dir/dlib_<method>.json (with a shard: dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its
+    frames_done counts frames with a box.
     out_dir is checked for writing first; each video's boxes go to a DetectionLog there as it finishes, so a
     killed run resumes where it stopped."""
     if fake_boxes not in ("own", "target"):
@@ -441,17 +687,17 @@ def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compress
     check_writable(out_dir)
     tally = Tally()
     chosen = choose_videos(ffpp_root, methods, compression, splits_dir or out_dir, split, shard, tally)
-    settings = dict(max_frames=max_frames or None, stride=stride, scale=scale, max_gap=max_gap)
+    settings = dict(max_frames=max_frames or None, stride=stride)
     jobs = plan_jobs(ffpp_root, chosen, compression, settings, copy_targets=fake_boxes == "target")
-    detector_args = (detector, upsample, detect_size)
-    log = DetectionLog(out_dir, shard, settings, detector_args)
+    log = DetectionLog(out_dir, shard, settings, detection)
     try:
-        results = run_detection(jobs, list(chosen), workers, detector_args, tally, log)
+        results = run_detection(jobs, list(chosen), workers, detection, tally, log)
     finally:
         log.close()
     orphans = copy_target_boxes(results, ffpp_root, compression) if fake_boxes == "target" else set()
     detected, filled = report_videos(results, ffpp_root, compression, stride, orphans, tally)
     write_results(results, out_dir, shard)
     copies = " (fakes copy their target's with --fake-boxes target)" if fake_boxes == "target" else ""
-    print(f"boxes: {detected} detected, {filled} filled from a detection at most {max_gap} frames away{copies}")
+    print(f"boxes: {detected} detected, {filled} filled from a detection at most {detection.reach(stride)} frames "
+          f"away{copies}")
     return tally

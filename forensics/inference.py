@@ -1,18 +1,14 @@
 """detect.py's path from files to verdicts: inputs -> face tracks -> crops -> scores -> verdicts.
 
-A video is read twice. Pass 1 decodes it in a thread and finds faces with dlib in worker processes, then
-tracks them as detect_faces.py does (faces.track_faces, square_box, fill_gaps). Pass 2 decodes it again in a
-thread, cuts each crop as create_faces_from_dlib_locs.py does (crops.cut: INTER_AREA to the model's size)
-and scores batches of them through scoring.score_batch, the arithmetic of score_frames. Pass 1 of the next
-input runs while this one is scored. Decoding twice costs less than holding a long video's frames.
+A video is read twice. Pass 1 decodes it in a thread and finds faces with dlib in worker processes on its
+keyframes (faces.FaceFinder), then tracks them as detect_faces.py does (faces.boxed_tracks, fill_track).
+Pass 2 decodes it again in a thread, cuts each crop as create_faces_from_dlib_locs.py does (crops.cut:
+INTER_AREA to the model's size) and scores batches of them through scoring.score_batch, the arithmetic of
+score_frames. Pass 1 of the next input runs while this one is scored. Decoding twice costs less than holding
+a long video's frames.
 """
-import collections
 import csv
 import io
-import multiprocessing
-import queue
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,20 +20,19 @@ import torch
 from . import faces, progress
 from .crops import cut
 from .data import rgb_chw, stack_images
-from .fileio import imread, write_bytes, write_image, write_json
-from .overlay import draw_faces, score_plot
+from .fileio import imread, write_bytes, write_json
+from .metrics import verdict
+from .overlay import Overlay
 from .runs import load_model, run_threshold
 from .scoring import score_batch
+from .video import VideoError, iter_frames, prefetch, stream_problem, video_info
 from models import HEADS
 from models.checkpoints import CheckpointError
-
-from .video import VideoError, VideoWriter, iter_frames, stream_problem, video_info
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 CALIBRATION = ("the threshold of best accuracy on the run's validation split: calibrated to FF++-like data, "
                "not to this footage (another dataset, camera or compression shifts the scores)")
-CHUNK = 4  # frames per detection job sent to a worker process
 
 
 class Skip(Exception):
@@ -88,23 +83,16 @@ class Settings:
     """How faces are found and which frames are scored (detect.py's flags of the same names)."""
     max_frames: int = 300  # 0: every frame
     stride: int = 1
-    detector: str = "hog"
-    upsample: int = 0
-    detect_size: int = 640
-    scale: float = 1.3
-    max_gap: int = 5
+    detection: faces.DetectionSettings = faces.FOOTAGE
     min_face: int = 64  # smallest box side in pixels worth scoring
-    min_track: int = 5  # --all-faces: a face needs detections in this many frames (fewer frames read: all)
+    min_track: int = 5  # --all-faces: a face needs detections in this many keyframes (fewer keyframes: all)
     all_faces: bool = False
 
 
 @dataclass
 class Found:
     """Pass 1's result for one input."""
-    frames: list  # the frame indices read
-    detections: dict  # {frame: [rect, ...]}
-    width: int
-    height: int
+    seen: faces.FrameDetections  # the frames read, the keyframes, the detections
     fps: float | None
     seconds: float = 0.0
 
@@ -117,137 +105,6 @@ class Face:
     detected: set  # the frames whose box is a detection (the others: fill_gaps)
 
 
-def prefetch(iterable, depth=8):
-    """The items of iterable, produced up to depth ahead by a background thread (decoding in OpenCV and dlib
-    in other processes leave the GIL free meanwhile); an exception there is raised here."""
-    items, stop, end = queue.Queue(depth), threading.Event(), object()
-
-    def put(entry):
-        while not stop.is_set():
-            try:
-                items.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def produce():
-        iterator = iter(iterable)
-        try:
-            for item in iterator:
-                if not put((item, None)):
-                    break
-            else:
-                put((end, None))
-        except BaseException as e:  # handed to the consumer, which raises it
-            put((None, e))
-        finally:
-            if hasattr(iterator, "close"):
-                iterator.close()
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = items.get()
-            if error is not None:
-                raise error
-            if item is end:
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-_DETECTOR = None  # a worker process's own detector
-
-
-def _init_worker(kind, upsample):
-    global _DETECTOR
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _DETECTOR = faces.Detector(kind, upsample, detect_size=0)  # frames arrive shrunk already
-
-
-def _detect_chunk(chunk):
-    return [_DETECTOR.detect_rgb(rgb, f) for rgb, f in chunk]
-
-
-class FaceFinder:
-    """dlib on `workers` processes (0: in this one), fed frames already shrunk to the detection size by the
-    decoding thread. Make it before any other thread starts: the processes are forked."""
-
-    def __init__(self, settings, workers=0):
-        self.settings, self.workers = settings, workers
-        self.pool = self.detector = None
-        if workers > 0:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            self.pool = context.Pool(workers, _init_worker, (settings.detector, settings.upsample))
-        else:
-            self.detector = faces.Detector(settings.detector, settings.upsample, detect_size=0)
-        self.cancelled = threading.Event()
-
-    def cancel(self):
-        """Make a detection under way stop at its next frames (it raises Skip)."""
-        self.cancelled.set()
-
-    def close(self):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def detect(self, frames):
-        """(frame indices, {index: rects}, frame shape) of an iterable of (index, BGR frame)."""
-        size = self.settings.detect_size
-        shrunk = prefetch((i, *faces.detection_copy(frame, size), frame.shape) for i, frame in frames)
-        indices, detections, shape = [], {}, None
-
-        def keep(batch, found):
-            if self.cancelled.is_set():
-                raise Skip("cancelled")
-            for i, rects in zip(batch, found):
-                indices.append(i)
-                if rects:
-                    detections[i] = rects
-
-        try:
-            if self.pool is None:
-                for i, rgb, f, shape in shrunk:
-                    keep([i], [self.detector.detect_rgb(rgb, f)])
-                return indices, detections, shape
-            pending, chunk = collections.deque(), []
-            for i, rgb, f, shape in shrunk:
-                chunk.append((i, rgb, f))
-                if len(chunk) == CHUNK:
-                    pending.append(self._submit(chunk))
-                    chunk = []
-                    while len(pending) > 2 * self.workers:  # memory stays bounded: wait for the oldest
-                        keep(*self._result(pending.popleft()))
-            if chunk:
-                pending.append(self._submit(chunk))
-            while pending:
-                keep(*self._result(pending.popleft()))
-            return indices, detections, shape
-        finally:
-            shrunk.close()
-
-    def _submit(self, chunk):
-        return [c[0] for c in chunk], self.pool.apply_async(_detect_chunk, ([c[1:] for c in chunk],))
-
-    @staticmethod
-    def _result(job):
-        indices, result = job
-        return indices, result.get()
-
-
 def read_still(path):
     """An image as BGR (grey and alpha dropped as OpenCV reads them), or Skip."""
     image = imread(path, cv2.IMREAD_COLOR)
@@ -256,12 +113,12 @@ def read_still(path):
     return image
 
 
-def frames_of(item, settings):
+def frames_of(item, settings, every=1):
     """(index, BGR frame) of the frames an input is scored on: frames 0, stride, ... below max_frames of a
-    video; frame 0 of an image."""
+    video (with every > 1 only every every-th decoded to a picture, the others None); frame 0 of an image."""
     if item.kind == "image":
         return iter([(0, read_still(item.path))])
-    return iter_frames(item.path, settings.max_frames or None, settings.stride)
+    return iter_frames(item.path, settings.max_frames or None, settings.stride, every)
 
 
 def find(item, finder, settings):
@@ -279,34 +136,35 @@ def find(item, finder, settings):
             raise Skip(f"ffmpeg cannot read it cleanly ({problem}): truncated, damaged or not a video")
         fps = video_info(path)[1] or None
     try:
-        indices, detections, shape = finder.detect(frames_of(item, settings))
+        seen = finder.detect(frames_of(item, settings, settings.detection.detect_every))
     except VideoError as e:
         raise Skip(str(e).removeprefix(f"{path}: ")) from None
-    return Found(indices, detections, shape[1], shape[0], fps, time.perf_counter() - started)
+    except faces.Cancelled:
+        raise Skip("cancelled") from None
+    return Found(seen, fps, time.perf_counter() - started)
 
 
 def choose_faces(found, settings):
     """The faces to score (the main face, or every face with --all-faces), largest first, with their boxes
     (as detect_faces.py makes them: square_box, then fill_gaps); Skip when there is none."""
-    if not found.detections:
-        raise Skip(f"no face found in its {_frames(len(found.frames))} (dlib {settings.detector} at "
-                   f"--detect-size {settings.detect_size}, whose smallest face is about 80 px there: try "
-                   "--upsample 1 or --detect-size 0 for small faces)")
-    size = found.width, found.height
-    tracks = sorted(faces.track_faces(found.detections), key=faces.track_weight, reverse=True)
-    boxed = [{f: faces.square_box(rect, *size, scale=settings.scale) for f, rect in t.items()} for t in tracks]
+    seen, detection = found.seen, settings.detection
+    looked = _frames(len(seen.frames)) + (f" (detected on {len(seen.keyframes)}, every {detection.detect_every}th)"
+                                           if len(seen.keyframes) < len(seen.frames) else "")
+    if not seen.found:
+        raise Skip(f"no face found in its {looked} ({faces.no_face_hint(detection, seen.width, seen.height)})")
+    boxed = faces.boxed_tracks(seen.found, seen.width, seen.height, detection.scale)
     sides = [float(np.median([b[2] for b in boxes.values()])) for boxes in boxed]
     large = [boxes for boxes, side in zip(boxed, sides) if side >= settings.min_face]
     if not large:
         raise Skip(f"face too small: its box is {max(sides):.0f} px, below --min-face {settings.min_face}")
     if settings.all_faces:
-        needed = min(settings.min_track, len(found.frames))
+        needed = min(settings.min_track, len(seen.keyframes))
         chosen = [boxes for boxes in large if len(boxes) >= needed]
         if not chosen:
-            raise Skip(f"no face was found in at least --min-track {needed} of its {_frames(len(found.frames))}")
+            raise Skip(f"no face was found in at least --min-track {needed} of its {looked}")
     else:
         chosen = large[:1]
-    return [Face(k, faces.fill_gaps(boxes, found.frames, settings.max_gap, *size), set(boxes))
+    return [Face(k, faces.fill_track(boxes, seen, detection, settings.stride), set(boxes))
             for k, boxes in enumerate(chosen)]
 
 
@@ -430,13 +288,6 @@ def score_faces(item, faces_, scorer, settings, on_frame=None):
 
 # ----------------------------------------------------------------------------- verdicts and outputs
 
-def verdict(score, threshold):
-    """'fake' when score >= threshold (metrics.py's convention), 'real' below, None without a threshold."""
-    if threshold is None:
-        return None
-    return "fake" if score >= threshold else "real"
-
-
 def summarise(item, found, faces_, scores, thresholds, seconds):
     """The results.json entry of a scored input. An input's score is its main face's mean frame score (as
     eval.py's video score); with several faces, the highest face score, and it is fake if any face is."""
@@ -450,7 +301,8 @@ def summarise(item, found, faces_, scores, thresholds, seconds):
                         "frames": frames})
     top = {h: max(e["score"][h] for e in entries) for h in thresholds}
     return {"path": str(item.path), "kind": item.kind, "status": "scored", "reason": None,
-            "width": found.width, "height": found.height, "fps": found.fps, "frames_read": len(found.frames),
+            "width": found.seen.width, "height": found.seen.height, "fps": found.fps,
+            "frames_read": len(found.seen.frames), "frames_detected_on": len(found.seen.keyframes),
             "frames_scored": sum(e["frames_scored"] for e in entries), "faces": entries, "score": top,
             "verdict": {h: verdict(top[h], thresholds[h].value) for h in thresholds}, "seconds": seconds}
 
@@ -493,55 +345,6 @@ def results_csv(entries, heads):
     return buffer.getvalue()
 
 
-class Overlay:
-    """--overlay for one input: the MP4 of the scored frames (an image: a PNG) and the plot of the scores."""
-
-    def __init__(self, item, out_dir, name, found, thresholds, fps):
-        self.item, self.found, self.thresholds = item, found, thresholds
-        self.head = next(iter(thresholds))  # the map and colour shown: the first head's
-        self.image_path = out_dir / f"{name}.overlay.png"
-        self.video_path = out_dir / f"{name}.overlay.mp4"
-        self.plot_path = out_dir / f"{name}.scores.png"
-        self.writer = VideoWriter(self.video_path, fps=fps, preset="veryfast") if item.kind == "video" else None
-
-    def label(self, scores):
-        """E.g. 'fake 21.3', 'lq fake 21.3 hq real 4.1', or '21.3' without a threshold."""
-        words = []
-        for h, s in scores.items():
-            words += [h] if len(scores) > 1 else []
-            words += [w for w in (verdict(s, self.thresholds[h].value), f"{s:.3g}") if w]
-        return " ".join(words)
-
-    def frame(self, index, frame, here):
-        drawn = [(box, scores[self.head], maps[self.head], self.label(scores)) for _, box, scores, maps in here]
-        image = draw_faces(frame, drawn, self.thresholds[self.head].value)
-        if self.writer is None:
-            write_image(self.image_path, image)
-        else:
-            self.writer.write(image)
-
-    def finish(self, entry):
-        """Close the video and write the plot; returns the paths written."""
-        if self.writer is None:
-            return {"overlay": str(self.image_path)}
-        self.writer.close()
-        series, thresholds = {}, {}
-        for face in entry["faces"]:
-            for h in entry["score"]:
-                name = f"face {face['face']} {h}" if len(entry["faces"]) > 1 else h
-                series[name] = ([fr["frame"] for fr in face["frames"]], [fr["scores"][h] for fr in face["frames"]])
-                thresholds[name] = self.thresholds[h].value
-        verdicts = ", ".join(f"{h}: {entry['verdict'][h] or 'no verdict'} ({entry['score'][h]:.4g})"
-                             for h in entry["score"])
-        write_bytes(self.plot_path, score_plot(series, thresholds, f"{self.item.path.name}  {verdicts}",
-                                               self.found.fps))
-        return {"overlay": str(self.video_path), "plot": str(self.plot_path)}
-
-    def abort(self):
-        if self.writer is not None:
-            self.writer.abort()
-
-
 def _output_name(path, used):
     name, k = path.stem, 1
     while name in used:
@@ -582,7 +385,7 @@ def run(inputs, scorer, thresholds, settings, out_dir, workers=0, overlay=False,
         except Skip as e:
             return item, None, str(e)
 
-    with FaceFinder(settings, workers) as finder:
+    with faces.FaceFinder(settings.detection, workers) as finder:
         ahead = prefetch(map(pass_one, inputs), depth=1)
         bar = progress.bar(total=len(inputs), desc="inputs", unit="input")
         try:
@@ -611,8 +414,9 @@ def _score_one(item, found, reason, scorer, thresholds, settings, out_dir, overl
     try:
         faces_ = choose_faces(found, settings)
         if overlay:
-            fps = (found.fps or 25.0) / settings.stride
-            drawing = Overlay(item, out_dir, _output_name(item.path, used), found, thresholds, fps)
+            drawing = Overlay(item.path, out_dir, _output_name(item.path, used),
+                              {h: t.value for h, t in thresholds.items()}, found.fps, settings.stride,
+                              video=item.kind == "video")
         scores = score_faces(item, faces_, scorer, settings, drawing.frame if drawing else None)
         seconds = {"detect": round(found.seconds, 3), "score": round(time.perf_counter() - started, 3)}
         entry = summarise(item, found, faces_, scores, thresholds, seconds)
@@ -629,6 +433,13 @@ def _score_one(item, found, reason, scorer, thresholds, settings, out_dir, overl
         raise
 
 
+def flat_settings(settings):
+    """Settings as one flat dict, the detection fields among the others (results.json's "settings")."""
+    flat = asdict(settings)
+    flat.update(flat.pop("detection"))
+    return flat
+
+
 def write_results(report, thresholds, settings, out_dir, meta):
     """results.json (settings, thresholds and where they came from, one entry per input) and results.csv."""
     heads = list(thresholds)
@@ -639,6 +450,6 @@ def write_results(report, thresholds, settings, out_dir, meta):
                "frames_per_s": round(report.frames_scored / report.seconds, 3) if report.seconds else None}
     document = {**meta, "heads": {h: {"threshold": t.value, "threshold_source": t.source}
                                   for h, t in thresholds.items()},
-                "settings": asdict(settings), "summary": summary, "inputs": report.entries}
+                "settings": flat_settings(settings), "summary": summary, "inputs": report.entries}
     write_json(Path(out_dir) / "results.json", document, indent=1)
     write_bytes(Path(out_dir) / "results.csv", results_csv(report.entries, heads).encode())

@@ -32,6 +32,13 @@ def accuracy(labels, scores, threshold):
     return float(((scores >= threshold) == labels).mean()) if labels.size else None
 
 
+def verdict(score, threshold):
+    """'fake' when score >= threshold, 'real' below, None without a threshold."""
+    if threshold is None:
+        return None
+    return "fake" if score >= threshold else "real"
+
+
 def best_threshold(labels, scores):
     """(threshold, accuracy) of the best accuracy over all thresholds. Candidates are the scores themselves
     and +inf (everything real); among ties the lowest threshold wins, as in train.py's validation."""

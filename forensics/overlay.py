@@ -1,9 +1,14 @@
 """What detect.py --overlay draws: the face box coloured by its score, the regression map blended over the face,
 and the plot of the score over time with the threshold."""
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .fileio import write_bytes, write_image
+from .metrics import verdict
+from .video import VideoWriter
 
 GREEN, YELLOW, RED = np.array([0, 170, 0]), np.array([0, 215, 255]), np.array([0, 0, 255])  # BGR
 MAP_OPACITY = 0.6  # where the map is 1; where it is 0 the face shows unchanged
@@ -80,3 +85,53 @@ def score_plot(series, thresholds, title, fps=None):
     finally:
         plt.close(fig)
     return buffer.getvalue()
+
+
+class Overlay:
+    """--overlay for one input: the MP4 of its scored frames (an image: a PNG) and the plot of the scores.
+    thresholds: {head: threshold or None}; the first head's map and colour are drawn."""
+
+    def __init__(self, source, out_dir, name, thresholds, fps=None, stride=1, video=True):
+        self.source, self.thresholds, self.fps = Path(source), thresholds, fps
+        self.head = next(iter(thresholds))
+        self.image_path = out_dir / f"{name}.overlay.png"
+        self.video_path = out_dir / f"{name}.overlay.mp4"
+        self.plot_path = out_dir / f"{name}.scores.png"
+        self.writer = VideoWriter(self.video_path, fps=(fps or 25.0) / stride, preset="veryfast") if video else None
+
+    def label(self, scores):
+        """E.g. 'fake 21.3', 'lq fake 21.3 hq real 4.1', or '21.3' without a threshold."""
+        words = []
+        for h, s in scores.items():
+            words += [h] if len(scores) > 1 else []
+            words += [w for w in (verdict(s, self.thresholds[h]), f"{s:.3g}") if w]
+        return " ".join(words)
+
+    def frame(self, index, frame, here):
+        """Draw one frame's faces: here is [(face, box, {head: score}, {head: map})]."""
+        drawn = [(box, scores[self.head], maps[self.head], self.label(scores)) for _, box, scores, maps in here]
+        image = draw_faces(frame, drawn, self.thresholds[self.head])
+        if self.writer is None:
+            write_image(self.image_path, image)
+        else:
+            self.writer.write(image)
+
+    def finish(self, entry):
+        """Close the video and write the plot of a results.json entry; returns the paths written."""
+        if self.writer is None:
+            return {"overlay": str(self.image_path)}
+        self.writer.close()
+        series, thresholds = {}, {}
+        for face in entry["faces"]:
+            for h in entry["score"]:
+                name = f"face {face['face']} {h}" if len(entry["faces"]) > 1 else h
+                series[name] = ([fr["frame"] for fr in face["frames"]], [fr["scores"][h] for fr in face["frames"]])
+                thresholds[name] = self.thresholds[h]
+        verdicts = ", ".join(f"{h}: {entry['verdict'][h] or 'no verdict'} ({entry['score'][h]:.4g})"
+                             for h in entry["score"])
+        write_bytes(self.plot_path, score_plot(series, thresholds, f"{self.source.name}  {verdicts}", self.fps))
+        return {"overlay": str(self.video_path), "plot": str(self.plot_path)}
+
+    def abort(self):
+        if self.writer is not None:
+            self.writer.abort()

@@ -5,8 +5,10 @@ lazily, for the demo data and the tests that make c40 from c23.
 """
 import errno
 import os
+import queue
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import cv2
@@ -24,8 +26,10 @@ class VideoError(RuntimeError):
     """A video that cannot be opened or decoded; the message names the file."""
 
 
-def iter_frames(path, max_frames=None, stride=1):
-    """Yield (frame_index, BGR uint8 frame) for frames 0, stride, 2*stride, ... below max_frames."""
+def iter_frames(path, max_frames=None, stride=1, every=1):
+    """Yield (frame_index, BGR uint8 frame) for frames 0, stride, 2*stride, ... below max_frames. With every > 1
+    only every every-th of them (the first, ...) is converted to a picture, the others come as (index, None):
+    decoding a frame without converting it costs a quarter as much (the keyframes of faces.find_main_face)."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: video not found")
@@ -35,20 +39,63 @@ def iter_frames(path, max_frames=None, stride=1):
             raise VideoError(f"{path}: OpenCV cannot open this video (corrupt or not a video)")
         index = 0
         while max_frames is None or index < max_frames:
-            if index % stride == 0:
-                ok, frame = cap.read()
-            else:
-                ok = cap.grab()
-                frame = None
+            wanted = index % stride == 0
+            ok = cap.grab()
+            frame = None
+            if ok and wanted and index // stride % every == 0:
+                ok, frame = cap.retrieve()
             if not ok:
                 break
-            if frame is not None:
+            if wanted:
                 yield index, frame
             index += 1
         if index == 0:
             raise VideoError(f"{path}: no frame could be decoded (corrupt or empty video)")
     finally:
         cap.release()
+
+
+def prefetch(iterable, depth=8):
+    """The items of iterable, produced up to depth ahead by a background thread (decoding in OpenCV and dlib
+    in other processes leave the GIL free meanwhile); an exception there is raised here."""
+    items, stop, end = queue.Queue(depth), threading.Event(), object()
+
+    def put(entry):
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        iterator = iter(iterable)
+        try:
+            for item in iterator:
+                if not put((item, None)):
+                    break
+            else:
+                put((end, None))
+        except BaseException as e:  # handed to the consumer, which raises it
+            put((None, e))
+        finally:
+            if hasattr(iterator, "close"):
+                iterator.close()
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def read_frames(path, max_frames=None, stride=1):

@@ -19,6 +19,14 @@ def load_script(name):
     return sys.modules[module_name]
 
 
+def astronaut():
+    """scikit-image's astronaut as BGR (512 px; dlib's HOG finds her face, about 105 px wide)."""
+    import cv2
+    from skimage.data import astronaut as image
+
+    return cv2.cvtColor(image(), cv2.COLOR_RGB2BGR)
+
+
 def randomize_bn(module):
     """Non-trivial running statistics, so that a lost buffer changes a model's output."""
     import torch

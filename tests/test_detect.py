@@ -5,6 +5,7 @@ score depends on every pixel and on the channel order. The slow tier trains a sm
 runs detect.py on the videos in ../shared (no claim about accuracy: mechanics only).
 """
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -13,12 +14,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, load_script
+from conftest import SHARED, astronaut, load_script
 
 from forensics import faces, inference
 from forensics.crops import cut
 from forensics.data import Frame
 from forensics.fileio import write_image
+from forensics.metrics import verdict
 from forensics.overlay import GREEN, RED, YELLOW, blend_map, draw_faces, score_colour, score_plot
 from forensics.runs import load_model
 from forensics.scoring import ScoreOptions, score_frames
@@ -35,12 +37,6 @@ class ChannelScorer(torch.nn.Module):
     def score(self, x, quality):
         weights = torch.tensor([1.0, 2.0, 3.0] if quality == "c40" else [3.0, 1.0, 2.0]).view(1, 3, 1, 1)
         return (x * weights).mean(dim=(1, 2, 3)), torch.sigmoid(x[:, :1, :8, :8])
-
-
-def astronaut():
-    from skimage.data import astronaut as image
-
-    return cv2.cvtColor(image(), cv2.COLOR_RGB2BGR)
 
 
 def clip_frames(n=6):
@@ -78,32 +74,10 @@ def scorer(batch_size=4, heads=None):
     return inference.Scorer(ChannelScorer(), heads or {"lq": "c40"}, torch.device("cpu"), SIZE, batch_size)
 
 
-# ----------------------------------------------------------------------------- faces and tracks
-
-def test_every_track_is_kept_and_the_main_face_is_the_heaviest():
-    left = {f: [(100 + f, 100, 200 + f, 200, 1.0)] for f in range(10)}
-    for f in range(10):
-        left[f].append((400, 300, 440, 340, 1.0))  # a small face all along
-    for f in (4, 5):
-        left[f].append((600, 50, 760, 210, 2.0))  # a large passer-by for two frames
-    tracks = faces.track_faces(left)
-    assert [sorted(t) for t in tracks] == [list(range(10)), list(range(10)), [4, 5]]
-    assert [t[0][0] for t in tracks[:2]] == [100, 400] and tracks[2][4][0] == 600
-    assert faces.track_main_face(left) == tracks[0] == max(tracks, key=faces.track_weight)
-    assert faces.track_faces({}) == [] and faces.track_main_face({}) == {}
-
-
-def test_detection_on_a_shrunk_copy_is_detection_on_the_frame():
-    frame = cv2.resize(astronaut(), (1100, 1100))
-    detector = faces.Detector("hog", 0, detect_size=640)
-    rgb, f = faces.detection_copy(frame, 640)
-    assert rgb.shape == (640, 640, 3) and f == pytest.approx(640 / 1100)
-    found = detector(frame)
-    assert len(found) == 1 and found == detector.detect_rgb(rgb, f)
-
+# ----------------------------------------------------------------------------- faces to score
 
 def _found(detections, frames, width=360, height=256):
-    return inference.Found(list(frames), detections, width, height, 10.0)
+    return inference.Found(faces.FrameDetections(list(frames), list(frames), detections, width, height), 10.0)
 
 
 def test_choose_faces_boxes_as_detect_faces_and_skips_with_the_reason():
@@ -113,17 +87,20 @@ def test_choose_faces_boxes_as_detect_faces_and_skips_with_the_reason():
     for f in range(0, 12, 2):
         main.setdefault(f, []).append((250, 100, 330, 180, 1.0))  # a face in every other frame
     found = _found(main, range(12))
-    settings = inference.Settings(max_gap=2, min_face=64, min_track=5)
+    every_frame = faces.DetectionSettings(max_gap=2)  # as the detections given: on every frame
+    settings = inference.Settings(detection=every_frame, min_face=64, min_track=5)
     chosen = inference.choose_faces(found, settings)
     expected = faces.fill_gaps({f: faces.square_box(r, 360, 256) for f, r in faces.track_main_face(main).items()},
                                range(12), 2, 360, 256)
     assert len(chosen) == 1 and chosen[0].boxes == expected and 3 in expected and 11 not in expected
     assert chosen[0].detected == set(range(12)) - {3, 9, 10, 11}
 
-    every = inference.choose_faces(found, inference.Settings(max_gap=2, min_face=64, min_track=5, all_faces=True))
+    every = inference.choose_faces(found, inference.Settings(detection=every_frame, min_face=64, min_track=5,
+                                                             all_faces=True))
     assert [face.index for face in every] == [0, 1] and every[0].boxes == expected
     assert sorted(every[1].detected) == list(range(0, 12, 2))  # the small face is left out
-    assert len(inference.choose_faces(found, inference.Settings(all_faces=True, min_track=7, max_gap=2))) == 1
+    assert len(inference.choose_faces(found, inference.Settings(detection=every_frame, all_faces=True,
+                                                                min_track=7))) == 1
 
     with pytest.raises(inference.Skip, match="face too small: its box is 51 px, below --min-face 64"):
         inference.choose_faces(_found({0: [(10, 10, 49, 49, 1.0)]}, [0]), settings)
@@ -131,7 +108,7 @@ def test_choose_faces_boxes_as_detect_faces_and_skips_with_the_reason():
         inference.choose_faces(_found({}, range(12)), settings)
     with pytest.raises(inference.Skip, match="no face was found in at least --min-track 7 of its 12 frames"):
         inference.choose_faces(_found({f: main[f][-1:] for f in range(0, 12, 2)}, range(12)),
-                               inference.Settings(all_faces=True, min_track=7))
+                               inference.Settings(detection=every_frame, all_faces=True, min_track=7))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -182,8 +159,8 @@ def test_scores_are_score_frames_on_the_same_crops(media, tmp_path):
 
 
 def test_verdict_threshold_and_source(tmp_path):
-    assert inference.verdict(2.0, 2.0) == "fake" and inference.verdict(1.99, 2.0) == "real"
-    assert inference.verdict(5.0, None) is None
+    assert verdict(2.0, 2.0) == "fake" and verdict(1.99, 2.0) == "real"
+    assert verdict(5.0, None) is None
     run = tmp_path / "run"
     run.mkdir()
     (run / "history.json").write_text(json.dumps([{"epoch": 1, "val_threshold_c40": 3.5, "val_threshold_c23": 2.5},
@@ -251,7 +228,7 @@ def test_run_scores_the_good_inputs_reports_the_bad_and_writes_everything(media,
     assert lines[1] == f"skip: {media / 'notes.txt'}: {reasons[str(media / 'notes.txt')]}"
 
     clip = entries[0]
-    expected = faces.detect_video(media / "clip.mp4", faces.Detector(), max_frames=5, stride=2)
+    expected = faces.detect_video(media / "clip.mp4", faces.Detector(settings.detection), max_frames=5, stride=2)
     assert [fr["frame"] for fr in clip["faces"][0]["frames"]] == [0, 2, 4] == sorted(expected.boxes)
     assert [fr["box"] for fr in clip["faces"][0]["frames"]] == [expected.boxes[f] for f in (0, 2, 4)]
     assert clip["frames_read"] == 3 and clip["frames_scored"] == 3 and (clip["width"], clip["height"]) == (400, 300)
@@ -335,7 +312,7 @@ def test_detect_on_the_shared_videos_boxes_frames_and_skips(shared_run, run_dir,
     bad = {e["path"]: e["reason"] for e in entries if e["path"].startswith(str(extra))}
     assert bad[str(extra / "faceless.png")].startswith("no face found in its 1 frame")
     assert "partial file" in bad[str(extra / "truncated.mp4")]
-    detector = faces.Detector()
+    detector = faces.Detector(faces.FOOTAGE)  # detect.py's defaults
     for entry, path in zip(entries, expected_paths):
         if path.parent == extra:
             continue
@@ -386,12 +363,14 @@ def test_all_faces_on_the_crowd_finds_several_tracks(run_dir, tmp_path):
     crowd = REAL_VIDEOS / "street_crowd.mp4"
     status = load_script("detect").main([str(crowd), "--checkpoint", str(run_dir), "--out", str(tmp_path),
                                          "--device", "cpu", "--workers", "0", "--all-faces", "--detect-size", "0",
+                                         "--detect-every", "1",
                                          "--max-frames", "40", "--stride", "4", "--min-track", "3"])
     entry = json.loads((tmp_path / "results.json").read_text())["inputs"][0]
     assert status == 0 and len(entry["faces"]) >= 2
     assert entry["frames_scored"] == sum(len(face["frames"]) for face in entry["faces"])
     assert entry["score"]["lq"] == max(face["score"]["lq"] for face in entry["faces"])
-    main = faces.detect_video(crowd, faces.Detector(detect_size=0), max_frames=40, stride=4)
+    every_frame = dataclasses.replace(faces.FOOTAGE, detect_size=0, detect_every=1)
+    main = faces.detect_video(crowd, faces.Detector(every_frame), max_frames=40, stride=4)
     assert {fr["frame"]: fr["box"] for fr in entry["faces"][0]["frames"]} == main.boxes
     first = [{fr["frame"]: fr["box"] for fr in face["frames"]} for face in entry["faces"]]
     shared = set(first[0]) & set(first[1])

@@ -201,17 +201,17 @@ def test_detection_log_resumes_and_ignores_stale_or_cut_lines(tmp_path, capsys):
     videos = {v: _noise_video(tmp_path / f"{v}.mp4", n) for v, n in (("004", 2), ("519", 3), ("634", 4))}
     settings = {"max_frames": None, "stride": 1}
     jobs = [(ffpp.REAL, v, path, settings, True) for v, path in videos.items()]
-    log = faces.DetectionLog(tmp_path, None, settings, ("hog", 0, 640))
+    log = faces.DetectionLog(tmp_path, None, settings, faces.FFPP)
     # 004 was detected before (its line says frames [0]: proof that it is taken, not redone); 519's line is of
     # other settings; a kill cut the last line short.
-    old = faces.DetectionLog(tmp_path, None, {**settings, "stride": 2}, ("hog", 0, 640))
+    old = faces.DetectionLog(tmp_path, None, {**settings, "stride": 2}, faces.FFPP)
     lines = [json.dumps({"key": log.key(jobs[0]), "boxes": {}, "frames": [0], "detected": 0, "filled": 0}),
              json.dumps({"key": old.key(jobs[1]), "boxes": {}, "frames": [0, 2], "detected": 0, "filled": 0}),
              '{"key": "' + log.key(jobs[2])[:10]]
     log.path.write_text("\n".join(lines))
     tally = manifest.Tally(echo=False)
     try:
-        results = faces.run_detection(jobs, [ffpp.REAL], 0, ("hog", 0, 640), tally, log)
+        results = faces.run_detection(jobs, [ffpp.REAL], 0, faces.FFPP, tally, log)
     finally:
         log.close()
     assert {v: r.frames for v, r in results[ffpp.REAL].items()} == {"004": [0], "519": [0, 1, 2], "634": [0, 1, 2, 3]}

@@ -86,7 +86,7 @@ def test_tracking_keeps_the_main_face_not_a_bigger_passer_by():
 @pytest.mark.slow
 @needs_crowd
 def test_tracking_on_a_crowd_does_not_jump_between_people():
-    det = faces.Detector("hog", upsample=0, detect_size=0)  # full size: the crowd's faces are small
+    det = faces.Detector(faces.DetectionSettings(detect_size=0))  # full size: the crowd's faces are small
     detections = {f: det(frame) for f, frame in read_frames(CROWD, max_frames=105, stride=3).items()}
     frames = [f for f in detections if detections[f]]
     assert sum(len(d) > 1 for d in detections.values()) >= 0.5 * len(detections)  # a real crowd
@@ -376,7 +376,7 @@ def test_plan_jobs_adds_the_target_originals_only_to_copy_boxes(tmp_path):
 def test_run_detection_names_an_unreadable_video_and_keeps_every_methods_file(tmp_path):
     jobs = [(ffpp.REAL, "004", tmp_path / "004.mp4", {"max_frames": 3, "stride": 1}, True)]
     tally = manifest.Tally(echo=False)
-    results = faces.run_detection(jobs, [ffpp.REAL, "Deepfakes"], 0, ("hog", 0, 640), tally)
+    results = faces.run_detection(jobs, [ffpp.REAL, "Deepfakes"], 0, faces.FFPP, tally)
     assert results == {ffpp.REAL: {}, "Deepfakes": {}}
     assert tally.skips == [f"{tmp_path / '004.mp4'}: video not found: video skipped"] and tally.videos_skipped == 1
 
@@ -415,7 +415,7 @@ def test_fakes_without_any_original_are_skipped_not_a_crash(tmp_path):
 # ----------------------------------------------------------------------------- detection rate
 
 def _rate(path):
-    found = faces.detect_video(path, faces.Detector(), stride=10, max_gap=0)
+    found = faces.detect_video(path, faces.Detector(faces.DetectionSettings(max_gap=0)), stride=10)
     return found.detected, len(found.frames)
 
 
@@ -555,7 +555,7 @@ def test_c23_c40_and_mask_crops_of_a_frame_share_one_box(pre_tree):
 
 @pytest.mark.slow
 def test_dlib_finds_the_face_again_inside_the_crops(pre_tree):
-    det = faces.Detector(upsample=1, detect_size=0)
+    det = faces.Detector(faces.DetectionSettings(upsample=1, detect_size=0))
     for method, video in [*((ffpp.REAL, v) for v in REALS), *FAKES.items()]:
         folder = ffpp.face_dir(pre_tree["face"], method, "c23", video)
         found = [bool(det(cv2.imread(str(folder / f"{i}.png")))) for i in range(0, 30, 5)]
