@@ -691,7 +691,7 @@ def _run_main(script, *args):
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
 def test_errors_name_the_file_the_full_disk_and_the_right_flag(tree, tmp_path, monkeypatch, capsys):
     # detect_faces' progress file on a full disk
-    log = faces.DetectionLog(tmp_path, None, {}, ("hog", 0, 640))
+    log = faces.DetectionLog(tmp_path, None, {}, faces.FFPP)
     log.resume([])
     log._file.close()
     log._file = open("/dev/full", "a")
