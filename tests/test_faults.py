@@ -670,13 +670,19 @@ def test_an_image_whose_header_claims_a_huge_size_costs_only_itself_with_a_line(
         inference.read_still(path)
 
 
-def test_detect_checks_its_out_before_scoring_anything(tmp_path):
+def test_detect_checks_its_out_before_scoring_anything(tmp_path, monkeypatch):
+    from forensics import inference
+
+    loaded = []  # the checkpoint is read first (a bad one stops before --out is created), then --out is checked
+    monkeypatch.setattr(inference, "load_detector", lambda *args: loaded.append(args) or (None, {}, {}))
+    monkeypatch.setattr(inference, "run", lambda *args, **kwargs: pytest.fail("scored before --out was checked"))
     blocked = tmp_path / "a_file"
     blocked.write_text("")
     refusal = r"detect\.py: \[Errno 20\] " + re.escape(f"{blocked / 'out'}: cannot write there")
-    with pytest.raises(SystemExit, match=refusal):  # the checkpoint is missing too: the --out is found first
-        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "no_run"), "--out",
+    with pytest.raises(SystemExit, match=refusal):
+        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "run"), "--out",
                                     str(blocked / "out")])
+    assert loaded
 
 
 def _run_main(script, *args):
@@ -691,7 +697,7 @@ def _run_main(script, *args):
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
 def test_errors_name_the_file_the_full_disk_and_the_right_flag(tree, tmp_path, monkeypatch, capsys):
     # detect_faces' progress file on a full disk
-    log = faces.DetectionLog(tmp_path, None, {}, ("hog", 0, 640))
+    log = faces.DetectionLog(tmp_path, None, {}, faces.FFPP)
     log.resume([])
     log._file.close()
     log._file = open("/dev/full", "a")
