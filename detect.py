@@ -79,8 +79,8 @@ def main(argv=None):
     precision = resolve_precision(args.precision, device)
     settings = settings_of(args)
     try:
-        check_writable(args.out)  # before any scoring, not when the results are written
         model, info, heads = inference.load_detector(args.checkpoint, args.epoch, args.head)
+        check_writable(args.out)  # before any scoring, not when the results are written; a bad checkpoint makes none
     except (CheckpointError, OSError, ValueError) as e:
         raise SystemExit(f"detect.py: {e}") from None
     thresholds = inference.thresholds_of(args.checkpoint, info, heads, args.threshold)

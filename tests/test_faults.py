@@ -670,13 +670,19 @@ def test_an_image_whose_header_claims_a_huge_size_costs_only_itself_with_a_line(
         inference.read_still(path)
 
 
-def test_detect_checks_its_out_before_scoring_anything(tmp_path):
+def test_detect_checks_its_out_before_scoring_anything(tmp_path, monkeypatch):
+    from forensics import inference
+
+    loaded = []  # the checkpoint is read first (a bad one stops before --out is created), then --out is checked
+    monkeypatch.setattr(inference, "load_detector", lambda *args: loaded.append(args) or (None, {}, {}))
+    monkeypatch.setattr(inference, "run", lambda *args, **kwargs: pytest.fail("scored before --out was checked"))
     blocked = tmp_path / "a_file"
     blocked.write_text("")
     refusal = r"detect\.py: \[Errno 20\] " + re.escape(f"{blocked / 'out'}: cannot write there")
-    with pytest.raises(SystemExit, match=refusal):  # the checkpoint is missing too: the --out is found first
-        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "no_run"), "--out",
+    with pytest.raises(SystemExit, match=refusal):
+        load_script("detect").main([str(tmp_path), "--checkpoint", str(tmp_path / "run"), "--out",
                                     str(blocked / "out")])
+    assert loaded
 
 
 def _run_main(script, *args):
