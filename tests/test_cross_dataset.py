@@ -227,6 +227,12 @@ def test_frames_are_evenly_spaced_over_the_whole_video(clip, tmp_path):
     assert ffpp.is_plain_name(cross.video_key("method_A/643049/643049_A/1955231_A_001.mp4"))
 
 
+def test_no_face_suggests_only_what_was_not_tried():
+    assert cross.no_face(8, cross.Detection()).endswith("small faces need --upsample 1 or --detect-size 0)")
+    assert "need --detect-size 0)" in cross.no_face(8, cross.Detection(upsample=1))
+    assert "need" not in cross.no_face(8, cross.Detection(upsample=1, detect_size=0))
+
+
 def test_checkpoint_grammar_takes_a_bare_run_and_refuses_method_cells(tmp_path):
     (tmp_path / "all").mkdir()
     parsed = cli.parse_checkpoints([str(tmp_path / "all"), f"b@c23={tmp_path / 'all'}"])
