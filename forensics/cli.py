@@ -140,12 +140,15 @@ def parse_labelled(text):
 
 
 def parse_checkpoints(values):
-    """--checkpoint LABEL[@QUALIFIER...]=DIR, repeated, as {label: {(dataset, compression): DIR}}. A qualifier
+    """--checkpoint [LABEL[@QUALIFIER...]=]DIR, repeated, as {label: {(dataset, compression): DIR}}. A qualifier
     is a compression (c23, c40) or a dataset (Deepfakes, ..., All); one left out is None: any. The label is a
-    row of the table; 'method@Deepfakes=DIR' says DIR scores the Deepfakes columns of that row."""
+    row of the table ('method@Deepfakes=DIR' says DIR scores the Deepfakes columns of that row); a bare DIR is
+    labelled with its folder's name."""
     checkpoints = {}
-    usage = "use LABEL=DIR, LABEL@c23=DIR, LABEL@Deepfakes=DIR or LABEL@Deepfakes@c40=DIR"
+    usage = "use DIR, LABEL=DIR, LABEL@c23=DIR, LABEL@Deepfakes=DIR or LABEL@Deepfakes@c40=DIR"
     for value in values:
+        if "=" not in value and value.strip("/"):
+            value = f"{os.path.basename(value.rstrip('/'))}={value}"
         label, qualifiers, folder = parse_labelled(value)
         datasets = [q for q in qualifiers if q in ffpp.DATASETS]
         compressions = [q for q in qualifiers if q in ffpp.COMPRESSIONS]

@@ -4,7 +4,7 @@ checkpoint flag names, and loading the network that scores one compression level
 paper_grid.py and experiments.py all decide these here."""
 from pathlib import Path
 
-from models import build_model
+from models import INPUT_SIZE, build_model
 from models.checkpoints import RUN_PARTS, CheckpointError, checkpoint_path, epochs_of, load_part
 
 from .fileio import read_json
@@ -190,6 +190,11 @@ def run_threshold(directory, epoch, compression):
     return None
 
 
+def run_input_size(directory):
+    """The crop side a run was trained at (its config.json); a released folder, with none, the paper's."""
+    return int(run_config(directory).get("image_size") or INPUT_SIZE)
+
+
 def load_model(directory, epoch="best", compression="c40", model="auto"):
     """The network of a run or released folder, in eval mode, ready to score `compression`, and what
     eval needs to know about it. Only the head that scores this quality is loaded (released folders have
@@ -204,9 +209,8 @@ def load_model(directory, epoch="best", compression="c40", model="auto"):
         model = config.get("model") or ("xception" if epochs_of(directory, "xception") and not
                                         epochs_of(directory, "tail") else "detector")
     net = build_model(model)
-    if config.get("image_size"):
-        side = int(config["image_size"])
-        net.pretrained_cfg["input_size"] = (3, side, side)
+    side = run_input_size(directory)
+    net.pretrained_cfg["input_size"] = (3, side, side)
     if model == "xception":
         epoch = resolve_epoch(directory, epoch, "xception")
         load_part(net, _need(directory, "xception", epoch))
