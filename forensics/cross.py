@@ -239,7 +239,7 @@ def frames_of(prepared, cache, size):
 
 def slug(label):
     """A checkpoint row's label as a folder name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "checkpoint"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "checkpoint"
 
 
 def checkpoint_rows(checkpoints):

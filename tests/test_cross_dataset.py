@@ -243,6 +243,7 @@ def test_checkpoint_grammar_takes_a_bare_run_and_refuses_method_cells(tmp_path):
     parsed = cli.parse_checkpoints([str(tmp_path / "all"), f"b@c23={tmp_path / 'all'}"])
     assert parsed == {"all": {(None, None): str(tmp_path / "all")}, "b": {(None, "c23"): str(tmp_path / "all")}}
     assert cross.checkpoint_rows(parsed) == [("all", str(tmp_path / "all"), None), ("b", str(tmp_path / "all"), "c23")]
+    assert [cross.slug(x) for x in ("method (LQ)", "..", "../x")] == ["method_LQ", "checkpoint", "x"]
     with pytest.raises(ValueError, match="m@Deepfakes: a cross-dataset row scores whole datasets"):
         cross.checkpoint_rows(cli.parse_checkpoints([f"m@Deepfakes={tmp_path / 'all'}"]))
 
