@@ -13,8 +13,9 @@ def test_one_grammar_for_labels_qualifiers_and_values():
     assert cli.parse_labelled("xception_c40@c40") == ("xception_c40", ["c40"], None)
     assert cli.parse_checkpoints(["method=a", "method@Deepfakes@c40=b", "X@c23=c"]) == {
         "method": {(None, None): "a", ("Deepfakes", "c40"): "b"}, "X": {(None, "c23"): "c"}}
-    for bad in ("method", "method=", "=a", "m@c23@c40=a", "m@Deepfakes@FaceSwap=a", "m@c50=a"):
-        with pytest.raises(SystemExit, match="use LABEL=DIR"):
+    assert cli.parse_checkpoints(["runs/method/"]) == {"method": {(None, None): "runs/method/"}}  # a bare run
+    for bad in ("method=", "=a", "m@c23@c40=a", "m@Deepfakes@FaceSwap=a", "m@c50=a"):
+        with pytest.raises(SystemExit, match="use DIR, LABEL=DIR"):
             cli.parse_checkpoints([bad])
     with pytest.raises(SystemExit, match="has a folder for these cells already"):
         cli.parse_checkpoints(["m=a", "m=b"])
