@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from forensics import cli, cross, datasets, ffpp
+from forensics.scoring import ScoreOptions
 from forensics.device import resolve_device, resolve_precision
 from models import HEADS
 from models.checkpoints import CheckpointError
@@ -36,7 +37,7 @@ DETECTION = cross.FACES      # dlib on every sampled frame, again at 1280 px whe
 OUT = "runs/cross"
 DEVICE = "auto"
 WORKERS = cli.default_workers()
-BATCH_SIZE = 128
+BATCH_SIZE = ScoreOptions.batch_size
 SEED = 0
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from forensics import cli, experiments
 from forensics.experiments import SETS
+from forensics.scoring import ScoreOptions
 from forensics.training import TrainConfig
 from models import INPUT_SIZE
 
@@ -46,13 +47,13 @@ SET = None                   # precision or ablation; None: only the --variant o
 SEEDS = (0, 1, 2)
 EPOCHS = 0                   # 0: the set's (precision 6, ablation 15); train.py's 15 for --variant alone
 IMAGE_SIZE = INPUT_SIZE
-BATCH_SIZE = 64
+BATCH_SIZE = TrainConfig.batch_size
 JOBS = 1                     # runs at once (they share the device)
 LAST = 3                     # also reported: the mean validation AUC of the last epochs
 TOLERANCE = 0.01             # the margin of the no-loss and equivalence tests
 ALPHA = 0.05                 # their level
-TEST_FRAMES = 140            # first frames of each test and validation video that test.py scores (released: 140)
-TEST_BATCH_SIZE = 128
+TEST_FRAMES = ScoreOptions.max_frames  # first frames of each test and validation video test.py scores
+TEST_BATCH_SIZE = ScoreOptions.batch_size
 DEVICE = "auto"
 WORKERS = cli.default_workers()
 

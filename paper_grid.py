@@ -17,17 +17,18 @@ from forensics import cli, ffpp, grid
 from forensics.device import resolve_device
 from forensics.paper import paper_table, write_table
 from forensics.scoring import ScoreOptions
+from forensics.training import TrainConfig
 
 FACE_ROOT = "face"
 SPLITS = "jsons"
 OUT = "runs/paper"
 DATASETS = list(ffpp.DATASETS)
-EPOCHS = 15
+EPOCHS = TrainConfig.epochs
 BASELINE_EPOCHS = 0          # 0: as many as the method's
 NPROC = 1                    # > 1: each run under torchrun --nproc_per_node=NPROC
 DEVICE = "auto"
 WORKERS = cli.default_workers()
-BATCH_SIZE = 128             # for scoring the table; training takes train.py's (pass --batch-size after --)
+BATCH_SIZE = ScoreOptions.batch_size  # for scoring the table; training takes train.py's (pass --batch-size after --)
 
 
 def main(argv=None):

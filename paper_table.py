@@ -25,13 +25,13 @@ SPLITS = "jsons"
 CHECKPOINTS = ["method=runs/detector", "Xception baseline@c23=runs/xception_c23",  # as --checkpoint takes them
                "Xception baseline@c40=runs/xception_c40"]
 EPOCH = "best"
-MAX_FRAMES = 140
-VAL_MAX_FRAMES = 140
+MAX_FRAMES = ScoreOptions.max_frames
+VAL_MAX_FRAMES = ScoreOptions.val_max_frames
 IMAGE_SIZE = "auto"
 OUT = "runs/table"
 DEVICE = "auto"
 WORKERS = cli.default_workers()
-BATCH_SIZE = 128
+BATCH_SIZE = ScoreOptions.batch_size
 
 
 def parse_args(argv=None):

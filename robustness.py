@@ -32,15 +32,15 @@ CRF = degrade.CRF_LADDER     # H.264 levels; FF++'s c23 and c40 are CRF 23 and 4
 JPEG = degrade.JPEG_QUALITIES  # --jpeg without values
 SCALE = degrade.SCALES       # --scale without values
 EPOCH = "best"
-MAX_FRAMES = 140             # first located frames of each video (test.py's)
-VAL_MAX_FRAMES = 140
+MAX_FRAMES = ScoreOptions.max_frames  # first located frames of each video (test.py's)
+VAL_MAX_FRAMES = ScoreOptions.val_max_frames
 IMAGE_SIZE = INPUT_SIZE      # crop side: the face tree's (create_faces_from_dlib_locs.py --image-size)
 PRECISION = "auto"
 OUT = "runs/robustness"
 CACHE = ""                   # empty: OUT/cache
 DEVICE = "auto"
 WORKERS = cli.default_workers()
-BATCH_SIZE = 128
+BATCH_SIZE = ScoreOptions.batch_size
 
 
 def parse_args(argv=None):

@@ -26,15 +26,15 @@ EPOCH = "best"               # best (the run's best.json), last, or an epoch num
 MODEL = "auto"               # auto: the run's config.json, else detector (released checkpoints)
 DATASET = "All"
 COMPRESSION = "c40"
-MAX_FRAMES = 140             # first frames of each test video (released: 140)
-VAL_MAX_FRAMES = 140         # first frames of each validation video; 0 skips the validation split
+MAX_FRAMES = ScoreOptions.max_frames          # first frames of each test video (released: 140)
+VAL_MAX_FRAMES = ScoreOptions.val_max_frames  # first frames of each validation video; 0 skips it
 IMAGE_SIZE = "auto"          # auto: the run's config.json, else 299
 FORMAT = "csv"               # csv, or mat to also write the .mat files of the released eval
 PRECISION = "auto"           # auto: bf16 autocast and channels_last on CUDA, fp32 on the CPU
 OUT = "runs/test"
 DEVICE = "auto"
 WORKERS = cli.default_workers()
-BATCH_SIZE = 128
+BATCH_SIZE = ScoreOptions.batch_size
 
 
 def parse_args(argv=None):
