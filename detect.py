@@ -31,11 +31,11 @@ WORKERS = cli.default_workers()
 IMAGE_SIZE = "auto"          # auto: the run's config.json, else 299
 BATCH_SIZE = 32
 PRECISION = "auto"           # auto: bf16 autocast and channels_last on CUDA, fp32 on the CPU
-MAX_FRAMES = 300             # first frames of a video, 0 for all
-STRIDE = 1
+MAX_FRAMES = inference.Settings.max_frames  # first frames of a video, 0 for all
+STRIDE = inference.Settings.stride
 DETECTION = faces.FOOTAGE    # dlib on every 5th frame, a second pass at 1280 px where it finds none (faces.py)
-MIN_FACE = 64                # smallest face box side (pixels) worth scoring
-MIN_TRACK = 5                # --all-faces: keyframes a face must be detected in
+MIN_FACE = inference.Settings.min_face  # smallest face box side (pixels) worth scoring
+MIN_TRACK = inference.Settings.min_track  # --all-faces: keyframes a face must be detected in
 
 
 def parse_args(argv=None):

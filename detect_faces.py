@@ -16,7 +16,7 @@ FFPP_ROOT = ffpp.ROOT
 OUT = "jsons"
 WORKERS = cli.default_workers()
 COMPRESSION = "c23"
-MAX_FRAMES = 270  # the released training used the first 270 frames of a video, its test the first 140
+MAX_FRAMES = faces.FFPP_FRAMES  # the released training used the first 270 frames of a video, its test 140
 STRIDE = 1
 DETECTION = faces.FFPP  # as the released location files were made: HOG on every frame, one pass (faces.py)
 

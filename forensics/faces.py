@@ -53,6 +53,7 @@ class DetectionSettings:
         return self.max_gap + (self.detect_every - 1) * stride
 
 
+FFPP_FRAMES = 270  # first frames of each FF++ video detected (the released training used 270, its test 140)
 FFPP = DetectionSettings()  # FF++ preprocessing (detect_faces.py), as the released location files were made
 # Ordinary footage (detect.py, other datasets): faces smaller than HOG's 80 px at 640 are searched again at 1280
 # px (DFDC's portrait clips), and detection on every 5th frame with boxes interpolated between agrees with
@@ -673,7 +674,7 @@ def write_results(results, out_dir, shard):
         print(f"wrote {path} ({len(locs)} videos)", file=sys.stderr)
 
 
-def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compression="c23", max_frames=270,
+def detect_all(ffpp_root, out_dir, methods=(ffpp.REAL,) + ffpp.METHODS, compression="c23", max_frames=FFPP_FRAMES,
                stride=1, detection=FFPP, fake_boxes="own", splits_dir=None, split=None, shard=None, workers=0):
     """Detect the main face in every selected video with DetectionSettings `detection` and write
     out_dir/dlib_<method>.json (with a shard: dlib_<method>.shard-K-of-N.json). Returns the run's Tally; its
