@@ -43,3 +43,14 @@ def tiny_tree(tmp_path_factory):
     from demokit.synthetic import make_face_tree
 
     return make_face_tree(tmp_path_factory.mktemp("tree"), pairs=(2, 1, 1), frames=3, size=64)
+
+
+@pytest.fixture(scope="session")
+def one_step_run(tiny_tree, tmp_path_factory):
+    """A detector trained for one step at 64 px by train.py: a run folder with config, history and best."""
+    face_root, splits = tiny_tree
+    out = tmp_path_factory.mktemp("run")
+    load_script("train").main(["--face-root", str(face_root), "--splits", str(splits), "--out", str(out),
+                               "--pretrained", "none", "--image-size", "64", "--batch-size", "4", "--workers", "0",
+                               "--epochs", "1", "--max-steps", "1", "--device", "cpu"])
+    return out

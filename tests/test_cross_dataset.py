@@ -393,17 +393,6 @@ SLOW_FRAMES = "8"
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_tree, tmp_path_factory):
-    """A detector trained for one step at 64 px by train.py."""
-    face_root, splits = tiny_tree
-    out = tmp_path_factory.mktemp("run")
-    load_script("train").main(["--face-root", str(face_root), "--splits", str(splits), "--out", str(out),
-                               "--pretrained", "none", "--image-size", "64", "--batch-size", "4", "--workers", "0",
-                               "--epochs", "1", "--max-steps", "1", "--device", "cpu"])
-    return out
-
-
-@pytest.fixture(scope="module")
 def shared_roots(tmp_path_factory):
     """The DFDC clips as a training part (their labels.json written as the part's metadata.json, the videos linked)
     and a test split naming every FF++ sample (the official one holds only one of them)."""
@@ -417,18 +406,18 @@ def shared_roots(tmp_path_factory):
     return part, root / "splits", labels
 
 
-def slow_args(trained, shared_roots, out, *datasets_):
+def slow_args(one_step_run, shared_roots, out, *datasets_):
     part, splits, _ = shared_roots
     given = {"dfdc": f"dfdc={part}", "ffpp": f"ffpp={FFPP}"}
-    return ["--checkpoint", f"tiny={trained}", *[a for d in datasets_ for a in ("--dataset", given[d])],
+    return ["--checkpoint", f"tiny={one_step_run}", *[a for d in datasets_ for a in ("--dataset", given[d])],
             "--splits", str(splits), "--out", str(out), "--device", "cpu", "--workers", "2",
             "--max-frames", SLOW_FRAMES]
 
 
 @pytest.fixture(scope="module")
-def shared_run(trained, shared_roots, tmp_path_factory):
+def shared_run(one_step_run, shared_roots, tmp_path_factory):
     out = tmp_path_factory.mktemp("cross")
-    status = load_script("cross_dataset").main(slow_args(trained, shared_roots, out, "dfdc", "ffpp"))
+    status = load_script("cross_dataset").main(slow_args(one_step_run, shared_roots, out, "dfdc", "ffpp"))
     return out, status
 
 
@@ -459,9 +448,9 @@ def test_cross_dataset_on_the_shared_clips(shared_run, shared_roots, capsys):
 
 @pytest.mark.slow
 @needs_shared
-def test_a_kill_during_preparation_then_a_rerun_gives_the_same_scores(shared_run, trained, shared_roots, tmp_path):
+def test_a_kill_during_preparation_then_a_rerun_gives_the_same_scores(shared_run, one_step_run, shared_roots, tmp_path):
     out = tmp_path / "killed"
-    command = [sys.executable, str(REPO / "cross_dataset.py"), *slow_args(trained, shared_roots, out, "dfdc")]
+    command = [sys.executable, str(REPO / "cross_dataset.py"), *slow_args(one_step_run, shared_roots, out, "dfdc")]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     boxes = out / "prep" / "dfdc" / "boxes"

@@ -273,18 +273,7 @@ MAX_FRAMES, STRIDE = 9, 3
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_tree, tmp_path_factory):
-    """A detector trained for one step at 64 px by train.py: a run folder with config, history and best."""
-    face_root, splits = tiny_tree
-    out = tmp_path_factory.mktemp("run")
-    load_script("train").main(["--face-root", str(face_root), "--splits", str(splits), "--out", str(out),
-                               "--pretrained", "none", "--image-size", "64", "--batch-size", "4", "--workers", "0",
-                               "--epochs", "1", "--max-steps", "1", "--device", "cpu"])
-    return out
-
-
-@pytest.fixture(scope="module")
-def shared_run(run_dir, tmp_path_factory):
+def shared_run(one_step_run, tmp_path_factory):
     """detect.py on the three shared folders plus a faceless image and a truncated copy of a shared clip."""
     extra = tmp_path_factory.mktemp("bad")
     write_image(extra / "faceless.png", np.full((240, 320, 3), 128, np.uint8))
@@ -294,7 +283,7 @@ def shared_run(run_dir, tmp_path_factory):
     (extra / "whole.mp4").unlink()
     out = tmp_path_factory.mktemp("detect")
     paths = [REAL_VIDEOS, extra / "faceless.png", extra / "truncated.mp4", DFDC, FFPP]
-    status = load_script("detect").main([*map(str, paths), "--recursive", "--checkpoint", str(run_dir),
+    status = load_script("detect").main([*map(str, paths), "--recursive", "--checkpoint", str(one_step_run),
                                          "--out", str(out), "--device", "cpu", "--workers", "2", "--overlay",
                                          "--max-frames", str(MAX_FRAMES), "--stride", str(STRIDE)])
     return out, status, extra, json.loads((out / "results.json").read_text())
@@ -302,13 +291,14 @@ def shared_run(run_dir, tmp_path_factory):
 
 @pytest.mark.slow
 @needs_shared
-def test_detect_on_the_shared_videos_boxes_frames_and_skips(shared_run, run_dir, capsys):
+def test_detect_on_the_shared_videos_boxes_frames_and_skips(shared_run, one_step_run, capsys):
     out, status, extra, results = shared_run
     expected_paths = [*sorted(REAL_VIDEOS.glob("*.mp4")), extra / "faceless.png", extra / "truncated.mp4",
                       *sorted(DFDC.glob("*.mp4")), *sorted(FFPP.rglob("*.mp4"))]
     entries = results["inputs"]
     assert [e["path"] for e in entries] == [str(p) for p in expected_paths] and status == 1
-    assert results["heads"]["lq"]["threshold"] == json.loads((run_dir / "best.json").read_text())["val_threshold_c40"]
+    best = json.loads((one_step_run / "best.json").read_text())
+    assert results["heads"]["lq"]["threshold"] == best["val_threshold_c40"]
     bad = {e["path"]: e["reason"] for e in entries if e["path"].startswith(str(extra))}
     assert bad[str(extra / "faceless.png")].startswith("no face found in its 1 frame")
     assert "partial file" in bad[str(extra / "truncated.mp4")]
@@ -339,9 +329,9 @@ def test_detect_on_the_shared_videos_boxes_frames_and_skips(shared_run, run_dir,
 
 @pytest.mark.slow
 @needs_shared
-def test_detect_scores_are_score_frames_on_the_same_crops(shared_run, run_dir, tmp_path):
+def test_detect_scores_are_score_frames_on_the_same_crops(shared_run, one_step_run, tmp_path):
     _, _, _, results = shared_run
-    model, info = load_model(run_dir, "best", "c40")
+    model, info = load_model(one_step_run, "best", "c40")
     picked = [e for e in results["inputs"] if e["status"] == "scored"][::6]
     listed, expected = [], []
     for k, entry in enumerate(picked):
@@ -359,9 +349,9 @@ def test_detect_scores_are_score_frames_on_the_same_crops(shared_run, run_dir, t
 
 @pytest.mark.slow
 @needs_shared
-def test_all_faces_on_the_crowd_finds_several_tracks(run_dir, tmp_path):
+def test_all_faces_on_the_crowd_finds_several_tracks(one_step_run, tmp_path):
     crowd = REAL_VIDEOS / "street_crowd.mp4"
-    status = load_script("detect").main([str(crowd), "--checkpoint", str(run_dir), "--out", str(tmp_path),
+    status = load_script("detect").main([str(crowd), "--checkpoint", str(one_step_run), "--out", str(tmp_path),
                                          "--device", "cpu", "--workers", "0", "--all-faces", "--detect-size", "0",
                                          "--detect-every", "1",
                                          "--max-frames", "40", "--stride", "4", "--min-track", "3"])
@@ -379,11 +369,11 @@ def test_all_faces_on_the_crowd_finds_several_tracks(run_dir, tmp_path):
 
 @pytest.mark.slow
 @needs_shared
-def test_released_folder_both_heads_and_a_corrupt_checkpoint(run_dir, tmp_path, capsys):
+def test_released_folder_both_heads_and_a_corrupt_checkpoint(one_step_run, tmp_path, capsys):
     clip = REAL_VIDEOS / "liveportrait_d0.mp4"
     detect = load_script("detect").main
     common = [str(clip), "--device", "cpu", "--workers", "0", "--max-frames", "6", "--stride", "2"]
-    assert detect([*common, "--checkpoint", str(run_dir), "--out", str(tmp_path / "both"), "--head", "both"]) == 0
+    assert detect([*common, "--checkpoint", str(one_step_run), "--out", str(tmp_path / "both"), "--head", "both"]) == 0
     both = json.loads((tmp_path / "both" / "results.json").read_text())
     assert set(both["heads"]) == {"lq", "hq"} and both["heads"]["hq"]["threshold"] is not None
     frames = both["inputs"][0]["faces"][0]["frames"]
@@ -391,9 +381,9 @@ def test_released_folder_both_heads_and_a_corrupt_checkpoint(run_dir, tmp_path, 
 
     released = tmp_path / "released"
     released.mkdir()
-    lq = torch.load(run_dir / "lq_head_000001.tar", weights_only=True)
+    lq = torch.load(one_step_run / "lq_head_000001.tar", weights_only=True)
     torch.save({"net": {"module." + k: v for k, v in lq["net"].items()}}, released / "head_000001.tar")
-    shutil.copy(run_dir / "tail_000001.tar", released / "tail_000001.tar")
+    shutil.copy(one_step_run / "tail_000001.tar", released / "tail_000001.tar")
     base = [*common, "--checkpoint", str(released), "--epoch", "1", "--image-size", "64"]
     assert detect([*base, "--out", str(tmp_path / "released_out")]) == 0
     printed = capsys.readouterr().out
