@@ -1,8 +1,8 @@
 """Face finding on ordinary footage: keyframes and tracking against detection on every frame.
 
     pip install -e .    # once, so that forensics imports (or PYTHONPATH=.)
-    python benchmarks/bench_faces.py                    # both parts below, on the clips of ../shared/data
-    python benchmarks/bench_faces.py --skip-iou --rounds 5
+    python benchmarks/bench_faces.py                    # the three parts below, on the clips of ../shared/data
+    python benchmarks/bench_faces.py --skip-iou --skip-prep --rounds 5
 
 Speed: detect.py's pass 1 (faces.FaceFinder: decode in a thread, dlib in --workers processes, then the main
 face's boxes for every frame) on the first --max-frames of a 720p clip, with the settings of before
@@ -17,18 +17,24 @@ the frames where both give a box, and the frames where only one does; "steady" i
 every-frame boxes of consecutive frames (how much the reference itself moves and jitters). Keyframe runs are
 taken from the every-frame run's detections at positions 0, k, 2k, ... (the detector is deterministic, and
 decoding only the keyframes gives the same pictures); the default k is also run for real and must match.
+
+Preparation: cross_dataset.py's preparation (forensics.cross.prepare: 32 evenly spaced frames, the main face,
+299 px crops) of each DFDC sample of ../shared/data/dfdc_samples in this process, the sampled frames decoded
+once for detection and crops (kept, the default) against each step reading the file (KEPT_FRAMES_BYTES 0, as
+for frames too large to keep), in alternating rounds, each into an empty cache. Prints seconds a video.
 """
 import argparse
 import dataclasses
 import os
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from forensics import faces
+from forensics import cross, datasets, faces
 from forensics.video import iter_frames, video_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,6 +162,29 @@ def iou_study(args):
               "only with keyframes")
 
 
+def preparation(args):
+    paths = sorted((args.data / "dfdc_samples").glob("*.mp4"))
+    print(f"\npreparation: {len(paths)} clips of {args.data / 'dfdc_samples'}, {args.rounds} rounds alternating, "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
+    arms = {"each step reads the file": 0, "frames kept (default)": cross.KEPT_FRAMES_BYTES}
+    seconds = {name: [] for name in arms}
+    for k in range(args.rounds):
+        for name, budget in arms.items():
+            cross.KEPT_FRAMES_BYTES = budget
+            with tempfile.TemporaryDirectory() as cache:
+                started = time.perf_counter()
+                for path in paths:
+                    video = datasets.Video(path.name, path, label=1)
+                    result = cross.prepare(cross.Job("dfdc", video, Path(cache), (299,), cross.Detection()))
+                    assert not result.reason, f"{path}: {result.reason}"
+                seconds[name].append((time.perf_counter() - started) / len(paths))
+            print(f"  round {k + 1}, {name}: {seconds[name][-1]:.2f} s a video")
+    median = {name: statistics.median(s) for name, s in seconds.items()}
+    (old, new) = median.values()
+    print("median " + ", ".join(f"{name} {s:.2f} s a video" for name, s in median.items())
+          + f"; ratio {old / new:.2f}x; load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clip", type=Path, default=CLIP, help="the 720p clip of the speed part (default: FF++ 004)")
@@ -166,6 +195,7 @@ def main(argv=None):
     p.add_argument("--every", type=int, nargs="+", default=EVERY, help="keyframe intervals compared")
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--skip-iou", action="store_true")
+    p.add_argument("--skip-prep", action="store_true")
     args = p.parse_args(argv)
     for path in (args.clip, args.data):
         if not path.exists():
@@ -174,6 +204,8 @@ def main(argv=None):
         speed(args)
     if not args.skip_iou:
         iou_study(args)
+    if not args.skip_prep:
+        preparation(args)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class Source:
     quality: str  # c23, c40 or masks
     path: Path
     out_dir: Path
+    frames: object = None  # its (index, frame) pairs in order when already decoded (by face detection): not read again
 
     @property
     def mask(self):
@@ -82,14 +83,15 @@ def _what(source):
 
 
 class _Decoding:
-    """One source while its video is decoded: the current frame, how many frames were read, the crops written."""
+    """One source while its video is decoded: the current frame and its index, the crops written."""
 
     def __init__(self, source, frame_limit, stamp, fmt="png", capacity=0):
         self.source = source
         self.stamp = stamp  # what its finished folder will vouch for, taken before decoding
-        self._frames = iter_frames(source.path, max_frames=frame_limit)
+        self._frames = (iter(source.frames) if source.frames is not None
+                        else iter_frames(source.path, max_frames=frame_limit))
         self.frame = None
-        self.frames_read = 0
+        self.index = -1
         self.written = []
         self.fmt = fmt
         self.capacity = capacity  # packed: the most crops the pack can get (the number of boxes)
@@ -99,16 +101,23 @@ class _Decoding:
         """Read the next frame; False at the end of the video. The first call raises VideoError for a video that
         cannot be opened or has no decodable frame."""
         try:
-            _, self.frame = next(self._frames)
+            self.index, self.frame = next(self._frames)
         except StopIteration:
             return False
-        self.frames_read += 1
         return True
 
+    def seek(self, index):
+        """Read up to frame index; whether the source has it (False past its end)."""
+        while self.index < index and self.advance():
+            pass
+        return self.index == index
+
     def length(self):
-        """Its frame count (up to the frame limit), decoding the frames left."""
-        self.frames_read += sum(1 for _ in self._frames)
-        return self.frames_read
+        """Its frame count (up to the frame limit; for frames decoded at a stride, up to the last one), decoding
+        the frames left."""
+        for self.index, _ in self._frames:
+            pass
+        return self.index + 1
 
     def write(self, index, box, size):
         frame = to_mask(self.frame) if self.source.mask else self.frame
@@ -188,10 +197,8 @@ def _fitting_boxes(decodings, boxes, name, tally):
 def _cut_frames(decodings, boxes, size):
     """Cut each frame with a box from every source, up to the end of the shortest: a frame is cut only where all
     of them have it."""
-    for index in range(max(boxes) + 1):
-        if index and not all(d.advance() for d in decodings):
-            return
-        if index in boxes:
+    for index in sorted(boxes):
+        if all([d.seek(index) for d in decodings]):
             for d in decodings:
                 d.write(index, boxes[index], size)
 
@@ -282,11 +289,11 @@ def crop_group(sources, boxes, size, name="", verify=False, fmt="png"):
     return tally
 
 
-def crop_video(path, boxes, out_dir, size, mask=False, fmt="png"):
+def crop_video(path, boxes, out_dir, size, mask=False, fmt="png", frames=None):
     """Cut the crops of one video into out_dir/<frame>.png or its pack (see crop_group for several aligned
-    videos)."""
+    videos); frames: its (index, frame) pairs if they are already decoded, else the file is read."""
     quality = ffpp.MASKS if mask else "video"
-    return crop_group([Source(quality, Path(path), Path(out_dir))], boxes, size, name=str(path), fmt=fmt)
+    return crop_group([Source(quality, Path(path), Path(out_dir), frames)], boxes, size, name=str(path), fmt=fmt)
 
 
 def _inside_tree(source, root, name, frames, tally):

@@ -35,7 +35,7 @@ from .metrics import frame_metrics, video_metrics
 from .robustness import checkpoint_specs, load_scorers
 from .runs import run_input_size
 from .scoring import ScoreOptions, score_frames
-from .video import VideoError, stream_problem, video_info
+from .video import VideoError, iter_frames, stream_problem, video_info
 from models import HEADS, input_size
 
 FAKE = "fake"  # the crop tree's folder of fake videos (real ones go to ffpp.REAL, which data.Frame reads as 0)
@@ -49,6 +49,7 @@ BEST_ACC_NOTE = ("best_acc and video_best_acc take the threshold of best accurac
 
 # The few frames sampled from each test video lie far apart: each is a keyframe (no boxes interpolated between).
 FACES = replace(faces.FOOTAGE, detect_every=1)
+KEPT_FRAMES_BYTES = 1 << 30  # a worker keeps the sampled frames of a video up to this size, to cut crops from
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,13 @@ class Detection:
 _DETECTORS = {}  # one dlib detector per setting, per process
 
 
-def main_face_boxes(path, detection, stride, limit):
-    """The main face's box in frames 0, stride, ... below limit of a video: the one call into the library's face
-    finding (faces.detect_video: dlib with a second pass for small faces, tracked and filled as detect_faces.py
-    and detect.py do)."""
+def main_face_boxes(path, detection, stride, limit, frames=None):
+    """The main face's box in frames 0, stride, ... below limit of a video (frames: those, if already decoded):
+    the one call into the library's face finding (faces.detect_video: dlib with a second pass for small faces,
+    tracked and filled as detect_faces.py and detect.py do)."""
     if detection.settings not in _DETECTORS:
         _DETECTORS[detection.settings] = faces.Detector(detection.settings)
-    return faces.detect_video(path, _DETECTORS[detection.settings], max_frames=limit, stride=stride)
+    return faces.detect_video(path, _DETECTORS[detection.settings], max_frames=limit, stride=stride, frames=frames)
 
 
 def sampling(path, max_frames):
@@ -78,6 +79,17 @@ def sampling(path, max_frames):
     count = video_info(path)[0]
     stride = max(1, count // max_frames) if count > 0 else 1
     return stride, stride * max_frames
+
+
+def sampled_frames(path, stride, limit):
+    """The frames main_face_boxes looks at, decoded once for it and for cutting the crops, when they fit in
+    KEPT_FRAMES_BYTES; else None, and each reads the file (every frame, with --max-frames 0)."""
+    if limit is None:
+        return None
+    _, _, width, height = video_info(path)
+    if limit // stride * width * height * 3 > KEPT_FRAMES_BYTES:
+        return None
+    return list(iter_frames(path, limit, stride))
 
 
 def no_face(path, frames, detection):
@@ -124,7 +136,8 @@ class Prepared:
 
 def _boxes(job):
     """The cached boxes of the job's video if they were found in this file with these settings, else found now
-    and cached: {frame: box} and the number of frames read."""
+    and cached: {frame: box}, the number of frames read, and the frames if they were decoded now and kept
+    (sampled_frames), else None."""
     path = Path(job.cache) / "boxes" / f"{video_key(job.video.name)}.json"
     stamp = {"video": str(job.video.path), **video_stamp(job.video.path), "detection": asdict(job.detection)}
     try:
@@ -132,25 +145,26 @@ def _boxes(job):
         if entry["stamp"] == stamp:
             boxes, bad = parse_boxes(entry["boxes"])
             if not bad:
-                return boxes, int(entry["frames_read"])
+                return boxes, int(entry["frames_read"]), None
     except (OSError, ValueError, KeyError, TypeError):
         pass
     problem = stream_problem(job.video.path)
     if problem:
         raise VideoError(f"ffmpeg cannot read it cleanly ({problem}): truncated, damaged or not a video")
     stride, limit = sampling(job.video.path, job.detection.max_frames)
-    found = main_face_boxes(job.video.path, job.detection, stride, limit)
+    frames = sampled_frames(job.video.path, stride, limit)
+    found = main_face_boxes(job.video.path, job.detection, stride, limit, frames)
     write_json(path, {"stamp": stamp, "video": job.video.name, "stride": stride, "frames_read": len(found.frames),
                       "detected": found.detected, "filled": found.filled,
                       "boxes": {str(f): b for f, b in found.boxes.items()}})
-    return found.boxes, len(found.frames)
+    return found.boxes, len(found.frames), frames
 
 
 def prepare(job):
     """Boxes, then crops at every size, for one video (in a worker process); never raises for a bad video."""
     result = Prepared(job.dataset, job.video)
     try:
-        boxes, frames_read = _boxes(job)
+        boxes, frames_read, frames = _boxes(job)
     except (VideoError, OSError) as e:
         result.reason = str(e).removeprefix(f"{job.video.path}: ")
         return result
@@ -159,7 +173,7 @@ def prepare(job):
         return result
     for size in job.sizes:
         folder = crop_folder(job.cache, size, job.video)
-        tally = crop_video(job.video.path, boxes, folder, size, fmt="packed")
+        tally = crop_video(job.video.path, boxes, folder, size, fmt="packed", frames=frames)
         result.frames[size] = len(frame_numbers(folder)) if tally.frames_done else 0
         if not result.frames[size]:
             result.reason = "; ".join(s.removeprefix(f"{job.video.path}: ") for s in tally.skips) or "no crop cut"

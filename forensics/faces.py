@@ -449,11 +449,13 @@ class VideoBoxes:
     target: Path = None  # with --fake-boxes target: the original video whose boxes these are
 
 
-def detect_video(path, detector, max_frames=None, stride=1):
+def detect_video(path, detector, max_frames=None, stride=1, frames=None):
     """VideoBoxes of the main face in frames 0, stride, ... below max_frames of one video, with the detector's
-    settings (keyframes, fallback, boxes)."""
+    settings (keyframes, fallback, boxes); frames: those (index, frame) pairs if already decoded."""
     settings = detector.settings
-    seen = detect_frames(iter_frames(path, max_frames, stride, every=settings.detect_every), detector)
+    if frames is None:
+        frames = iter_frames(path, max_frames, stride, every=settings.detect_every)
+    seen = detect_frames(frames, detector)
     main, boxes = main_face_boxes(seen, settings, stride)
     return VideoBoxes(boxes, seen.frames, detected=len(main), filled=len(boxes) - len(main))
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 from conftest import REPO, SHARED, load_script
 
-from forensics import cli, cross, datasets, faces, ffpp
+from forensics import cli, cross, crops, datasets, faces, ffpp
 from forensics.fileio import write_json
 from forensics.robustness import Scorer
 from forensics.video import ffmpeg_exe, write_video
@@ -266,8 +266,9 @@ def stand_ins(monkeypatch, tmp_path):
     runs of 32 px whose heads are PixelScorer. Returns the calls to the face finder."""
     calls = []
 
-    def boxes(path, detection, stride, limit):
+    def boxes(path, detection, stride, limit, frames=None):
         calls.append(path.name)
+        assert frames is None or [i for i, _ in frames] == list(range(0, min(limit or FRAMES, FRAMES), stride))
         frames = list(range(0, min(limit or FRAMES, FRAMES), stride))
         found = {} if "faceless" in path.name else {f: list(BOX) for f in frames}
         return faces.VideoBoxes(found, frames, detected=len(found))
@@ -367,6 +368,23 @@ def test_script_labels_scores_and_tabulates_each_prepared_video(stand_ins, dfdc_
     assert status == int(not chosen <= prepared)
     assert set(stand_ins) == chosen - {"cut.mp4", "absent.mp4"}  # other frames: found again
     assert {r["video"] for r in read_csv(out / "dfdc" / "videos.csv")} == chosen
+
+
+def test_preparation_decodes_each_video_once_unless_its_frames_are_too_large_to_keep(stand_ins, dfdc_part, tmp_path,
+                                                                                     monkeypatch):
+    part, _ = dfdc_part
+    decoded, decode = [], cross.iter_frames
+    monkeypatch.setattr(cross, "iter_frames", lambda path, *a: decoded.append(path.name) or decode(path, *a))
+    monkeypatch.setattr(crops, "iter_frames", lambda *a, **k: pytest.fail("the crops decoded a video again"))
+    assert run_script(tmp_path, part) == 1
+    assert sorted(decoded) == sorted(stand_ins) == ["facelessfake.mp4", "fake1.mp4", "fake2.mp4", "real1.mp4",
+                                                    "real2.mp4"]
+    kept = (tmp_path / "out" / "dfdc" / "one_LQ" / "scores.csv").read_bytes()
+    monkeypatch.setattr(crops, "iter_frames", decode)
+    monkeypatch.setattr(cross, "KEPT_FRAMES_BYTES", 0)  # each step reads the file: the same crops, the same scores
+    (tmp_path / "out").rename(tmp_path / "kept")
+    assert run_script(tmp_path, part) == 1
+    assert (tmp_path / "out" / "dfdc" / "one_LQ" / "scores.csv").read_bytes() == kept
 
 
 def test_script_errors_name_what_to_fix(stand_ins, tmp_path, capsys):

@@ -13,7 +13,7 @@ from conftest import load_script
 from forensics import crops, data, ffpp, locations, manifest, packed
 from forensics.losses import mask_target
 from forensics.scoring import ScoreOptions, score_frames
-from forensics.video import write_video
+from forensics.video import iter_frames, write_video
 
 SIZE = 32
 FRAMES = 5
@@ -162,6 +162,19 @@ def test_a_damaged_pack_is_left_out_with_one_line_naming_it(packed_tree, capsys,
     assert missing[0] is None
     assert (f"{ffpp.face_dir(face, 'Deepfakes', 'c23', '001_000') / ffpp.PACKED_FRAMES}: frame 7 is not in this "
             "pack; rerun create_faces_from_dlib_locs.py --format packed") in capsys.readouterr().err
+
+
+def test_crops_cut_from_frames_already_decoded_equal_those_read_from_the_file(tmp_path):
+    """Cross-dataset preparation hands crop_video the frames its face detection decoded, at a stride."""
+    video = tmp_path / "c23.mp4"
+    write_video(_frames(1), video, crf=0)
+    boxes = {i: [i, 0, 40] for i in (0, 2, 4)}
+    read = crops.crop_video(video, boxes, tmp_path / "read", size=16, fmt="packed")
+    given = crops.crop_video(video, boxes, tmp_path / "given", size=16, fmt="packed",
+                             frames=list(iter_frames(video, 5, stride=2)))
+    assert (read.frames_done, given.frames_done, given.skips) == (3, 3, [])
+    for name in (ffpp.PACKED_CROPS, ffpp.PACKED_FRAMES, manifest.DONE_MARKER):
+        assert (tmp_path / "given" / name).read_bytes() == (tmp_path / "read" / name).read_bytes()
 
 
 def test_rerun_reuses_a_finished_pack_and_redoes_a_damaged_or_changed_one(tmp_path):
