@@ -16,16 +16,31 @@ def rematch():
     return module
 
 
-def run(root, name, val_auc=None, scores=None):
+def run(root, name, val_auc=None, scores=None, scored_epoch=3):
+    """A run folder as experiments.py leaves it: best.json (epoch 3), and test.py's scores and eval.py's metrics
+    (of scored_epoch) per compression."""
     folder = root / name
-    folder.mkdir(parents=True)
-    if val_auc is not None:
-        (folder / "best.json").write_text(json.dumps({"epoch": 3, "val_auc_c40": val_auc}))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "best.json").write_text(json.dumps({"epoch": 3, "val_auc_c40": val_auc or 0.5}))
     for compression, rows in (scores or {}).items():
-        (folder / f"test_{compression}").mkdir()
+        (folder / f"test_{compression}").mkdir(exist_ok=True)
         lines = ["split,method,video,frame,label,score,compression"]
         lines += [f"{split},{m},{v},{f},{label},{s!r},{compression}" for split, m, v, f, label, s in rows]
         (folder / f"test_{compression}" / "scores.csv").write_text("\n".join(lines) + "\n")
+        (folder / f"test_{compression}" / "metrics.json").write_text(json.dumps({"epoch": scored_epoch}))
+
+
+KEYS = [("orig", f"{v:03d}", f, 0) for v in range(4) for f in range(2)]
+KEYS += [("Deepfakes", f"{v:03d}_x", f, 1) for v in range(6) for f in range(2)]
+
+
+def finished_run(root, name, rng, shift=0.0, **options):
+    """A finished test run with float32 scores (as test.py writes them); returns them."""
+    scores = [float(np.float32(rng.normal() + shift * label)) for *_, label in KEYS]
+    rows = [("test", m, v, f, label, s) for (m, v, f, label), s in zip(KEYS, scores)]
+    rows.append(("val", "orig", "999", 0, 0, 0.5))  # validation rows are not read
+    run(root, name, scores={"c40": rows, "c23": rows}, **options)
+    return scores
 
 
 def test_select_takes_the_best_mean_validation_auc_and_breaks_ties_as_planned(tmp_path):
@@ -43,26 +58,58 @@ def test_select_takes_the_best_mean_validation_auc_and_breaks_ties_as_planned(tm
 
 def test_report_differences_are_those_of_the_runs_auc(tmp_path):
     rng = np.random.default_rng(0)
-    keys = [("orig", f"{v:03d}", f, 0) for v in range(4) for f in range(2)]
-    keys += [("Deepfakes", f"{v:03d}_x", f, 1) for v in range(6) for f in range(2)]
     aucs = {}
     for arm, shift in (("method", 0.3), ("c40", 0.8)):
         for seed in (100, 101, 102):
-            scores = [float(rng.normal() + shift * label) for *_, label in keys]
-            rows = [("test", m, v, f, label, s) for (m, v, f, label), s in zip(keys, scores)]
-            rows.append(("val", "orig", "999", 0, 0, 0.5))  # validation rows are not read
-            run(tmp_path, f"{arm}_seed{seed}", scores={"c40": rows, "c23": rows})
-            aucs[arm, seed] = roc_auc_score([k[3] for k in keys], scores)
+            scores = finished_run(tmp_path / "runs", f"{arm}_seed{seed}", rng, shift)
+            aucs[arm, seed] = roc_auc_score([k[3] for k in KEYS], scores)
     module = rematch()
+    packed = tmp_path / "scores.csv.gz"
+    module.pack(tmp_path / "runs", packed, ["method", "c40"])
     module.REPLICATES = 500
-    result = module.compare(module.runs_of(tmp_path), "method", "c40", "c40", 0.95)
+    result = module.compare(module.read_packed(packed), "method", "c40", "c40", 0.95)
     want = np.mean([aucs["method", s] - aucs["c40", s] for s in (100, 101, 102)])
     assert result["seeds"] == [100, 101, 102]
-    assert result["frame"]["two_way"]["estimate"] == pytest.approx(want)
-    assert result["frame"]["t"]["mean"] == pytest.approx(want)
+    assert result["frame"]["two_way"]["estimate"] == pytest.approx(want, abs=1e-12)
+    assert result["frame"]["t"]["mean"] == pytest.approx(want, abs=1e-12)
     assert result["frame"]["two_way"]["ci"][0] < want < result["frame"]["two_way"]["ci"][1]
-    text = module.report(tmp_path, ["method", "c40"])
+    text = module.report(packed, ["method", "c40"])
     assert "**Headline verdict**" in text and "## method minus c40, tested at c23 (3 seeds" in text
+    assert "(3 seeds: 100 to 102)" in text
+    assert "(2 seeds: 100 to 102)" in module.report(packed, ["method", "c40"], seeds=[100, 102])
+
+
+def test_pack_adds_a_seed_once_every_arm_has_finished_and_never_replaces_a_packed_run(tmp_path):
+    rng = np.random.default_rng(1)
+    runs, packed, module = tmp_path / "runs", tmp_path / "scores.csv.gz", rematch()
+    first = finished_run(runs, "method_seed100", rng)
+    finished_run(runs, "c40_seed100", rng)
+    finished_run(runs, "method_seed101", rng)
+    finished_run(runs, "c40_seed101", rng, scored_epoch=2)  # scored at an epoch that is no longer its best
+    assert module.pack(runs, packed, ["method", "c40"]) == ["c40_seed100", "method_seed100"]
+    assert module.pack(runs, packed, ["method", "c40"]) == []
+    finished_run(runs, "method_seed100", rng)               # a rerun's folder does not replace what was packed
+    finished_run(runs, "c40_seed101", rng)
+    assert module.pack(runs, packed, ["method", "c40"]) == ["c40_seed101", "method_seed101"]
+    table = module.read_packed(packed)
+    assert sorted(table) == [("c40", 100), ("c40", 101), ("method", 100), ("method", 101)]
+    assert [table["method", 100]["c40", m, v, f] for m, v, f, _ in KEYS] == [
+        (label, s) for (*_, label), s in zip(KEYS, first)]   # every score exactly as test.py wrote it
+
+
+def test_pack_refuses_scores_it_would_round_and_runs_of_another_test_set(tmp_path):
+    module = rematch()
+    rows = [("test", m, v, f, label, 0.1) for m, v, f, label in KEYS]   # 0.1 is no float32
+    run(tmp_path / "a", "method_seed100", scores={"c40": rows, "c23": rows})
+    with pytest.raises(ValueError, match="not a float32 value"):
+        module.pack(tmp_path / "a", tmp_path / "a.csv.gz", ["method"])
+    rng = np.random.default_rng(2)
+    finished_run(tmp_path / "b", "method_seed100", rng)
+    rows = [("test", m, v, f, label, 0.5) for m, v, f, label in KEYS[1:]]
+    run(tmp_path / "b", "method_seed101", scores={"c40": rows, "c23": rows})
+    with pytest.raises(ValueError, match="method_seed101: its test frames differ"):
+        module.pack(tmp_path / "b", tmp_path / "b.csv.gz", ["method"])
+    assert not (tmp_path / "b.csv.gz").exists()
 
 
 @pytest.mark.parametrize("ci, words", [((-0.05, -0.01), "the method is worse"),

@@ -1,13 +1,18 @@
 """The rematch's analysis (rematch.md): `select` picks each arm's setting from the tuning runs' validation AUC
-alone; `report` compares the arms on the test runs, with the two-way bootstrap of forensics/stats.py.
+alone; `pack` keeps the test runs' test-frame scores in one committed file (the runs' folders do not outlive a
+session; the study spans several); `report` compares the arms on that file, with the two-way bootstrap of
+forensics/stats.py.
 
     python docs/ablation/rematch.py select RUNS/tune > docs/ablation/rematch_tuning.md
-    python docs/ablation/rematch.py report RUNS/test --arms method c40 mixed > docs/ablation/rematch_results.md
+    python docs/ablation/rematch.py pack RUNS/test docs/ablation/rematch_scores_64.csv.gz --arms method c40 mixed
+    python docs/ablation/rematch.py report docs/ablation/rematch_scores_64.csv.gz --arms method c40 mixed
 
 Run folders are experiments.py's (<variant>_seed<N>); the tuning variants are named <arm>_<L> with the arm
 method_r (released metric scale), method_m (mean), c40 or mixed, and L the learning rate."""
 import argparse
 import csv
+import gzip
+import io
 import json
 import re
 import statistics
@@ -17,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from forensics import stats
+from forensics.fileio import write_bytes
 
 RUN = re.compile(r"(?P<variant>.+)_seed(?P<seed>\d+)")
 TUNING = re.compile(r"(?P<arm>method_r|method_m|c40|mixed)_(?P<lr>[0-9.e+-]+)")
@@ -25,6 +31,8 @@ REDUCTION = {"method_r": "released", "method_m": "mean"}
 MARGIN = 0.02          # the plan's non-inferiority margin
 REPLICATES = 10_000    # the plan's bootstrap replicates, bootstrap seed 0
 HEADLINE = ("method", "c40", "c40")  # arm minus arm, at this compression
+COMPRESSIONS = ("c40", "c23")
+KEY = ["compression", "method", "video", "frame", "label"]
 
 
 def runs_of(root):
@@ -66,18 +74,86 @@ def select(root):
 
 
 def read_scores(path):
-    """{(method, video, frame): (label, score)} of a scores.csv's test rows."""
+    """{(method, video, frame): (label, score as written)} of a scores.csv's test rows."""
     with open(path, newline="") as f:
-        return {(r["method"], r["video"], int(r["frame"])): (int(r["label"]), float(r["score"]))
+        return {(r["method"], r["video"], int(r["frame"])): (int(r["label"]), r["score"])
                 for r in csv.DictReader(f) if r["split"] == "test"}
 
 
-def score_matrix(folders, compression):
-    """(labels, video of each frame, (seeds, frames) scores) over the frames every run scored."""
-    tables = [read_scores(f / f"test_{compression}" / "scores.csv") for f in folders]
-    keys = sorted(set.intersection(*(set(t) for t in tables)))
+def finished(folder):
+    """Scored at both compressions at the run's validation-chosen epoch."""
+    best = folder / "best.json"
+    if not best.exists():
+        return False
+    epoch = json.loads(best.read_text())["epoch"]
+    metrics = [folder / f"test_{c}" / "metrics.json" for c in COMPRESSIONS]
+    return all(m.exists() and json.loads(m.read_text()).get("epoch") == epoch for m in metrics)
+
+
+def float32(text, where):
+    """A score that is a float32 (test.py's are): packed in 9 significant digits, which give it back exactly."""
+    value = float(text)
+    if float(np.float32(value)) != value:
+        raise ValueError(f"{where}: score {text} is not a float32 value; pack keeps 9 digits, which would round it")
+    return value
+
+
+def read_packed(path):
+    """{(variant, seed): {(compression, method, video, frame): (label, score)}} of a packed file, each score the
+    float32 that test.py wrote."""
+    with gzip.open(path, "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    names = [n for n in (rows[0] if rows else {}) if n not in KEY]
+    packed = {}
+    for name in names:
+        match = RUN.fullmatch(name)
+        packed[match["variant"], int(match["seed"])] = {
+            (r["compression"], r["method"], r["video"], int(r["frame"])): (int(r["label"]), float(np.float32(r[name])))
+            for r in rows}
+    return packed
+
+
+def pack(root, path, arms):
+    """Add root's test runs to the packed file, a seed once every arm has finished it; runs already packed are
+    kept as they are (a run is never replaced). Returns the run names added."""
+    packed = read_packed(path) if path.exists() else {}
+    runs = runs_of(root)
+    added = {}
+    for seed in sorted({s for (_, s) in runs}):
+        folders = {arm: runs.get((arm, seed)) for arm in arms if (arm, seed) not in packed}
+        if not folders or not all(f is not None and finished(f) for f in folders.values()):
+            continue
+        for arm, folder in folders.items():
+            scores = {}
+            for c in COMPRESSIONS:
+                source = folder / f"test_{c}" / "scores.csv"
+                scores.update({(c, *key): (label, float32(score, source))
+                               for key, (label, score) in read_scores(source).items()})
+            added[arm, seed] = scores
+    if not added:
+        return []
+    table = {**packed, **added}
+    keys = sorted(next(iter(table.values())))
+    for (variant, seed), scores in table.items():
+        if sorted(scores) != keys:
+            raise ValueError(f"{variant}_seed{seed}: its test frames differ from the other runs'; every run must "
+                             "score the same test set")
+    names = sorted(table, key=lambda r: (r[1], r[0]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(KEY + [f"{v}_seed{s}" for v, s in names])
+    for key in keys:
+        label = table[names[0]][key][0]
+        writer.writerow([*key, label, *(f"{np.float32(table[name][key][1]):.9g}" for name in names)])
+    write_bytes(path, gzip.compress(out.getvalue().encode(), mtime=0))
+    return [f"{v}_seed{s}" for v, s in sorted(added, key=lambda r: (r[1], r[0]))]
+
+
+def score_matrix(tables, compression):
+    """(labels, video of each frame, (seeds, frames) scores) over the frames every run scored at compression."""
+    keys = sorted(set.intersection(*(set(k for k in t if k[0] == compression) for t in tables)))
     labels = np.array([tables[0][k][0] for k in keys])
-    videos = np.array([f"{k[0]}/{k[1]}" for k in keys])
+    videos = np.array([f"{k[1]}/{k[2]}" for k in keys])
     return labels, videos, np.array([[t[k][1] for k in keys] for t in tables])
 
 
@@ -91,12 +167,12 @@ def video_matrix(labels, videos, scores):
     return video_labels, ids, means
 
 
-def compare(runs, arm_a, arm_b, compression, level):
-    """Frame and video AUC of arm_a minus arm_b on the seeds both have: seed-only t interval and p, seed-only
-    bootstrap, two-way bootstrap (paired and unpaired)."""
-    seeds = sorted(s for (v, s) in runs if v == arm_a and (arm_b, s) in runs)
-    folders = [runs[arm_a, s] for s in seeds] + [runs[arm_b, s] for s in seeds]
-    labels, videos, scores = score_matrix(folders, compression)
+def compare(runs, arm_a, arm_b, compression, level, seeds=None):
+    """Frame and video AUC of arm_a minus arm_b on the seeds both have (of `seeds`, if given): seed-only t
+    interval and p, seed-only bootstrap, two-way bootstrap (paired and unpaired). runs: read_packed's."""
+    seeds = sorted(s for (v, s) in runs if v == arm_a and (arm_b, s) in runs and (seeds is None or s in seeds))
+    tables = [runs[arm_a, s] for s in seeds] + [runs[arm_b, s] for s in seeds]
+    labels, videos, scores = score_matrix(tables, compression)
     result = {"seeds": seeds}
     for unit, (lab, units, sc) in (("frame", (labels, videos, scores)),
                                    ("video", video_matrix(labels, videos, scores))):
@@ -130,13 +206,13 @@ def _ci(ci):
     return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
 
 
-def report(root, arms, level=stats.LEVEL):
-    runs = runs_of(root)
+def report(path, arms, seeds=None, level=stats.LEVEL):
+    runs = read_packed(path)
     lines = []
-    for compression in ("c40", "c23"):
+    for compression in COMPRESSIONS:
         for arm_b in arms[1:]:
             arm_a = arms[0]
-            result = compare(runs, arm_a, arm_b, compression, level)
+            result = compare(runs, arm_a, arm_b, compression, level, seeds)
             n = len(result["seeds"])
             lines += [f"## {arm_a} minus {arm_b}, tested at {compression} ({n} seeds: "
                       f"{result['seeds'][0]} to {result['seeds'][-1]})", "",
@@ -163,12 +239,23 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("select").add_argument("root", type=Path)
+    k = sub.add_parser("pack")
+    k.add_argument("root", type=Path, help="experiments.py's --out of the test runs")
+    k.add_argument("packed", type=Path, help="the packed scores (.csv.gz), created or added to")
     r = sub.add_parser("report")
-    r.add_argument("root", type=Path)
-    r.add_argument("--arms", nargs="+", default=["method", "c40", "mixed"],
-                   help="variant names: the first minus each of the others")
+    r.add_argument("packed", type=Path)
+    r.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: every seed both arms have)")
+    for q in (k, r):
+        q.add_argument("--arms", nargs="+", default=["method", "c40", "mixed"],
+                       help="variant names: the first minus each of the others")
     args = p.parse_args(argv)
-    print(select(args.root) if args.command == "select" else report(args.root, args.arms), end="")
+    if args.command == "select":
+        print(select(args.root), end="")
+    elif args.command == "pack":
+        added = pack(args.root, args.packed, args.arms)
+        print(f"{args.packed}: added {len(added)} runs" + (f" ({', '.join(added)})" if added else ""))
+    else:
+        print(report(args.packed, args.arms, args.seeds), end="")
 
 
 if __name__ == "__main__":
