@@ -16,12 +16,13 @@ def rematch():
     return module
 
 
-def run(root, name, val_auc=None, scores=None, scored_epoch=3):
-    """A run folder as experiments.py leaves it: best.json (epoch 3), and test.py's scores and eval.py's metrics
-    (of scored_epoch) per compression."""
+def run(root, name, val_auc=None, scores=None, scored_epoch=3, epoch=3, val_auc_c23=0.5):
+    """A run folder as experiments.py leaves it: best.json, and test.py's scores and eval.py's metrics (of
+    scored_epoch) per compression."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "best.json").write_text(json.dumps({"epoch": 3, "val_auc_c40": val_auc or 0.5}))
+    (folder / "best.json").write_text(json.dumps({"epoch": epoch, "val_auc_c40": val_auc or 0.5,
+                                                  "val_auc_c23": val_auc_c23}))
     for compression, rows in (scores or {}).items():
         (folder / f"test_{compression}").mkdir(exist_ok=True)
         lines = ["split,method,video,frame,label,score,compression"]
@@ -110,6 +111,23 @@ def test_pack_refuses_scores_it_would_round_and_runs_of_another_test_set(tmp_pat
     with pytest.raises(ValueError, match="method_seed101: its test frames differ"):
         module.pack(tmp_path / "b", tmp_path / "b.csv.gz", ["method"])
     assert not (tmp_path / "b.csv.gz").exists()
+
+
+def test_validation_tabulates_the_finished_runs_validation_auc_at_their_chosen_epoch(tmp_path):
+    rng = np.random.default_rng(2)
+    for seed, (c40, c23, epoch) in {100: (0.6, 0.7, 3), 101: (0.8, 0.5, 2), 102: (0.7, 0.9, 2)}.items():
+        finished_run(tmp_path, f"method_seed{seed}", rng, val_auc=c40, val_auc_c23=c23, epoch=epoch,
+                     scored_epoch=epoch)
+    finished_run(tmp_path, "c40_seed100", rng, val_auc=0.9, scored_epoch=2)  # not scored at its epoch: left out
+    finished_run(tmp_path, "c40_seed101", rng, val_auc=0.3)
+    module = rematch()
+    text = module.validation(tmp_path, ["method", "c40"])
+    half = 4.302652729749464 * 0.1 / 3 ** 0.5   # t(0.975, 2) x SD / sqrt(3) of 0.6, 0.8, 0.7
+    assert f"| method | 3 | 0.7000 [{0.7 - half:.4f}, {0.7 + half:.4f}] | 0.7000 " in text
+    assert "| 2: 2, 3: 1 |" in text
+    assert "| c40 | 1 | 0.3000 " in text
+    two = module.validation(tmp_path, ["method"], seeds=[100, 101])
+    assert "| method | 2 | 0.7000 [-0.5706, 1.9706] | 0.6000 " in two   # t(0.975, 1) x 0.1 = 1.2706
 
 
 @pytest.mark.parametrize("ci, words", [((-0.05, -0.01), "the method is worse"),

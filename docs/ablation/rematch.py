@@ -1,22 +1,23 @@
 """The rematch's analysis (rematch.md): `select` picks each arm's setting from the tuning runs' validation AUC
 alone; `pack` keeps the test runs' test-frame scores in one committed file (the runs' folders do not outlive a
 session; the study spans several); `report` compares the arms on that file, with the two-way bootstrap of
-forensics/stats.py.
+forensics/stats.py; `validation` tabulates the test runs' validation AUC at their chosen epoch (best.json).
 
     python docs/ablation/rematch.py select RUNS/tune > docs/ablation/rematch_tuning.md
     python docs/ablation/rematch.py pack RUNS/test docs/ablation/rematch_scores_64.csv.gz --arms method c40 mixed
     python docs/ablation/rematch.py report docs/ablation/rematch_scores_64.csv.gz --arms method c40 mixed
+    python docs/ablation/rematch.py validation RUNS/test --arms method c40 mixed
 
 Run folders are experiments.py's (<variant>_seed<N>); the tuning variants are named <arm>_<L> with the arm
 method_r (released metric scale), method_m (mean), c40 or mixed, and L the learning rate."""
 import argparse
+import collections
 import csv
 import gzip
 import io
 import json
 import re
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def runs_of(root):
 def select(root):
     """Each setting's mean c40 validation AUC at its validation-chosen epoch (best.json) over its seeds, and
     each arm's winner (ties: the lower learning rate, then the released reduction)."""
-    values = defaultdict(dict)
+    values = collections.defaultdict(dict)
     for (variant, seed), folder in runs_of(root).items():
         best = folder / "best.json"
         if TUNING.fullmatch(variant) and best.exists():
@@ -235,6 +236,27 @@ def report(path, arms, seeds=None, level=stats.LEVEL):
     return "\n".join(lines)
 
 
+def validation(root, arms, seeds=None, level=stats.LEVEL):
+    """Per arm, the finished runs' c40 and c23 validation AUC at the epoch each run chose (best.json), and how
+    often each epoch was chosen: the check that the test seeds train as the tuning seeds did."""
+    runs = {key: folder for key, folder in runs_of(root).items()
+            if key[0] in arms and finished(folder) and (seeds is None or key[1] in seeds)}
+    lines = ["| arm | runs | c40 validation AUC | c23 validation AUC | epoch chosen (epoch: runs) |",
+             "|---|---:|---|---|---|"]
+    for arm in arms:
+        bests = [json.loads((runs[key] / "best.json").read_text()) for key in sorted(runs) if key[0] == arm]
+        if not bests:
+            continue
+        cells = []
+        for compression in ("c40", "c23"):
+            d = stats.describe([b[f"val_auc_{compression}"] for b in bests], level)
+            cells.append(f"{d['mean']:.4f}" + (f" [{d['ci'][0]:.4f}, {d['ci'][1]:.4f}]" if d["ci"] else ""))
+        epochs = collections.Counter(b["epoch"] for b in bests)
+        lines.append(f"| {arm} | {len(bests)} | {cells[0]} | {cells[1]} | "
+                     + ", ".join(f"{e}: {n}" for e, n in sorted(epochs.items())) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -244,8 +266,11 @@ def main(argv=None):
     k.add_argument("packed", type=Path, help="the packed scores (.csv.gz), created or added to")
     r = sub.add_parser("report")
     r.add_argument("packed", type=Path)
-    r.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: every seed both arms have)")
-    for q in (k, r):
+    v = sub.add_parser("validation")
+    v.add_argument("root", type=Path, help="experiments.py's --out of the test runs")
+    for q in (r, v):
+        q.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: every seed there is)")
+    for q in (k, r, v):
         q.add_argument("--arms", nargs="+", default=["method", "c40", "mixed"],
                        help="variant names: the first minus each of the others")
     args = p.parse_args(argv)
@@ -254,6 +279,8 @@ def main(argv=None):
     elif args.command == "pack":
         added = pack(args.root, args.packed, args.arms)
         print(f"{args.packed}: added {len(added)} runs" + (f" ({', '.join(added)})" if added else ""))
+    elif args.command == "validation":
+        print(validation(args.root, args.arms, args.seeds), end="")
     else:
         print(report(args.packed, args.arms, args.seeds), end="")
 
