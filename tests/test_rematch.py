@@ -16,13 +16,13 @@ def rematch():
     return module
 
 
-def run(root, name, val_auc=None, scores=None, scored_epoch=3, epoch=3, val_auc_c23=0.5):
+def run(root, name, val_auc=None, scores=None, scored_epoch=3, epoch=3, val_auc_c23=0.5):  # None: not validated
     """A run folder as experiments.py leaves it: best.json, and test.py's scores and eval.py's metrics (of
     scored_epoch) per compression."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "best.json").write_text(json.dumps({"epoch": epoch, "val_auc_c40": val_auc or 0.5,
-                                                  "val_auc_c23": val_auc_c23}))
+    best = {"epoch": epoch, "val_auc_c40": val_auc or 0.5}
+    (folder / "best.json").write_text(json.dumps(best if val_auc_c23 is None else {**best, "val_auc_c23": val_auc_c23}))
     for compression, rows in (scores or {}).items():
         (folder / f"test_{compression}").mkdir(exist_ok=True)
         lines = ["split,method,video,frame,label,score,compression"]
@@ -119,13 +119,13 @@ def test_validation_tabulates_the_finished_runs_validation_auc_at_their_chosen_e
         finished_run(tmp_path, f"method_seed{seed}", rng, val_auc=c40, val_auc_c23=c23, epoch=epoch,
                      scored_epoch=epoch)
     finished_run(tmp_path, "c40_seed100", rng, val_auc=0.9, scored_epoch=2)  # not scored at its epoch: left out
-    finished_run(tmp_path, "c40_seed101", rng, val_auc=0.3)
+    finished_run(tmp_path, "c40_seed101", rng, val_auc=0.3, val_auc_c23=None)  # trained at c40: validated there
     module = rematch()
     text = module.validation(tmp_path, ["method", "c40"])
     half = 4.302652729749464 * 0.1 / 3 ** 0.5   # t(0.975, 2) x SD / sqrt(3) of 0.6, 0.8, 0.7
     assert f"| method | 3 | 0.7000 [{0.7 - half:.4f}, {0.7 + half:.4f}] | 0.7000 " in text
     assert "| 2: 2, 3: 1 |" in text
-    assert "| c40 | 1 | 0.3000 " in text
+    assert "| c40 | 1 | 0.3000 | — | 3: 1 |" in text
     two = module.validation(tmp_path, ["method"], seeds=[100, 101])
     assert "| method | 2 | 0.7000 [-0.5706, 1.9706] | 0.6000 " in two   # t(0.975, 1) x 0.1 = 1.2706
 
