@@ -115,45 +115,60 @@ def _unit_draws(units, labels, replicates, rng):
     return counts[:, item_unit]
 
 
-def bootstrap_difference(scores_a, scores_b, labels, units, replicates=10_000, seed=0, paired=True,
-                         resample=("seeds", "units"), chunk=1000):
-    """Bootstrap replicates of mean-over-seeds AUC(a) - AUC(b) when two arms were trained with several seeds
-    and scored on one shared test set. scores_a and scores_b are (seeds, n_items) arrays over the same items
-    (frames or videos) with their labels and the unit each belongs to. Each replicate draws the seeds with
-    replacement (paired: the same seeds for both arms; else apart) and, in the same replicate, the units
-    (one draw for every seed and arm: they share the test set), and recomputes every run's AUC on it; so the
-    spread covers both the training seeds and the test set's sampling. resample names what is drawn
-    ("seeds", "units" or both). Returns the (replicates,) array of differences."""
-    a, b = np.atleast_2d(np.asarray(scores_a, float)), np.atleast_2d(np.asarray(scores_b, float))
-    if paired and len(a) != len(b):
-        raise ValueError(f"{len(a)} seeds against {len(b)}: pairing needs the same seeds in both arms")
+def bootstrap_contrast(groups, coefficients, labels, units, replicates=10_000, seed=0, paired=True,
+                       resample=("seeds", "units"), chunk=1000):
+    """Bootstrap replicates of sum over groups of coefficient x (the group's mean-over-seeds AUC), for groups
+    of runs trained with several seeds and scored on one shared test set: e.g. a difference of two arms
+    (coefficients 1, -1), or how that difference changed between two settings (1, -1, -1, 1). Each group is a
+    (seeds, n_items) array over the same items (frames or videos) with their labels and the unit each belongs
+    to. Each replicate draws the seeds with replacement (paired: the same seeds for every group; else apart)
+    and, in the same replicate, the units (one draw for every run: they share the test set), and recomputes
+    every run's AUC on it; so the spread covers both the training seeds and the test set's sampling. resample
+    names what is drawn ("seeds", "units" or both). Returns the (replicates,) array."""
+    groups = [np.atleast_2d(np.asarray(g, float)) for g in groups]
+    if paired and len({len(g) for g in groups}) > 1:
+        raise ValueError(f"{' against '.join(str(len(g)) for g in groups)} seeds: pairing needs the same seeds in "
+                         "every arm")
     rng = np.random.default_rng(seed)
     out = np.empty(replicates)
-    whole = np.ones((1, a.shape[1]))  # the test set as it is: every run's AUC once
+    whole = np.ones((1, groups[0].shape[1]))  # the test set as it is: every run's AUC once
     for first in range(0, replicates, chunk):
         n = min(chunk, replicates - first)
         weights = _unit_draws(units, labels, n, rng) if "units" in resample else whole
-        auc_a = np.broadcast_to(np.stack([weighted_auc(labels, s, weights) for s in a], axis=1), (n, len(a)))
-        auc_b = np.broadcast_to(np.stack([weighted_auc(labels, s, weights) for s in b], axis=1), (n, len(b)))
-        if "seeds" in resample:
-            pick_a = rng.integers(0, len(a), size=(n, len(a)))
-            pick_b = pick_a if paired else rng.integers(0, len(b), size=(n, len(b)))
-        else:
-            pick_a = np.broadcast_to(np.arange(len(a)), (n, len(a)))
-            pick_b = np.broadcast_to(np.arange(len(b)), (n, len(b)))
-        rows = np.arange(n)[:, None]
-        out[first:first + n] = auc_a[rows, pick_a].mean(axis=1) - auc_b[rows, pick_b].mean(axis=1)
+        rows, total = np.arange(n)[:, None], np.zeros(n)
+        picks = []
+        for coefficient, g in zip(coefficients, groups):
+            auc = np.broadcast_to(np.stack([weighted_auc(labels, s, weights) for s in g], axis=1), (n, len(g)))
+            if "seeds" not in resample:
+                pick = np.broadcast_to(np.arange(len(g)), (n, len(g)))
+            elif paired and picks:
+                pick = picks[0]
+            else:
+                pick = rng.integers(0, len(g), size=(n, len(g)))
+            picks.append(pick)
+            total = total + coefficient * auc[rows, pick].mean(axis=1)
+        out[first:first + n] = total
     return out
 
 
-def bootstrap_interval(scores_a, scores_b, labels, units, level=LEVEL, **options):
-    """The estimate (mean AUC(a) - mean AUC(b) on the whole test set), the percentile interval and SD of
-    bootstrap_difference's replicates (options go to it), as plain floats."""
-    a, b = np.atleast_2d(np.asarray(scores_a, float)), np.atleast_2d(np.asarray(scores_b, float))
-    ones = np.ones(a.shape[1])
-    estimate = (np.mean([weighted_auc(labels, s, ones) for s in a])
-                - np.mean([weighted_auc(labels, s, ones) for s in b]))
-    replicates = bootstrap_difference(a, b, labels, units, **options)
+def bootstrap_difference(scores_a, scores_b, labels, units, **options):
+    """bootstrap_contrast's replicates of mean-over-seeds AUC(a) - AUC(b) (options go to it: paired,
+    resample, replicates, seed)."""
+    return bootstrap_contrast([scores_a, scores_b], [1, -1], labels, units, **options)
+
+
+def contrast_interval(groups, coefficients, labels, units, level=LEVEL, **options):
+    """The estimate (the contrast of the groups' mean AUCs on the whole test set), the percentile interval and
+    SD of bootstrap_contrast's replicates (options go to it), as plain floats."""
+    groups = [np.atleast_2d(np.asarray(g, float)) for g in groups]
+    ones = np.ones(groups[0].shape[1])
+    estimate = sum(c * np.mean([weighted_auc(labels, s, ones) for s in g]) for c, g in zip(coefficients, groups))
+    replicates = bootstrap_contrast(groups, coefficients, labels, units, **options)
     low, high = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
     return {"estimate": float(estimate), "ci": [float(low), float(high)], "sd": float(replicates.std(ddof=1)),
             "replicates": len(replicates)}
+
+
+def bootstrap_interval(scores_a, scores_b, labels, units, level=LEVEL, **options):
+    """contrast_interval of AUC(a) - AUC(b)."""
+    return contrast_interval([scores_a, scores_b], [1, -1], labels, units, level=level, **options)

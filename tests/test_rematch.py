@@ -113,6 +113,33 @@ def test_pack_refuses_scores_it_would_round_and_runs_of_another_test_set(tmp_pat
     assert not (tmp_path / "b.csv.gz").exists()
 
 
+def test_change_is_the_per_seed_difference_of_differences_on_one_test_set(tmp_path):
+    rng = np.random.default_rng(3)
+    module = rematch()
+    module.REPLICATES = 500
+    labels = [k[3] for k in KEYS]
+    change = {}
+    for size, shifts in (("64", (0.5, 0.8)), ("128", (1.2, 0.9))):
+        for seed in (100, 101, 102):
+            a = finished_run(tmp_path / size, f"method_seed{seed}", rng, shifts[0])
+            b = finished_run(tmp_path / size, f"c40_seed{seed}", rng, shifts[1])
+            sign = 1 if size == "128" else -1
+            change[seed] = change.get(seed, 0) + sign * (roc_auc_score(labels, a) - roc_auc_score(labels, b))
+        module.pack(tmp_path / size, tmp_path / f"{size}.csv.gz", ["method", "c40"])
+    text = module.change(tmp_path / "128.csv.gz", tmp_path / "64.csv.gz", ["method", "c40"])
+    row = next(line for line in text.splitlines() if line.startswith("| frame"))
+    assert row.split(" | ")[3] == f"{np.mean(list(change.values())):+.3f}"
+    assert "tested at c40 (3 seeds: 100 to 102)" in text
+    two = module.change(tmp_path / "128.csv.gz", tmp_path / "64.csv.gz", ["method", "c40"], seeds=[100, 102])
+    assert f"{np.mean([change[100], change[102]]):+.3f}" in two and "(2 seeds: 100 to 102)" in two
+    rows = [("test", m, v, f, label, 0.5) for m, v, f, label in KEYS[1:]]   # another test set
+    for arm in ("method", "c40"):
+        run(tmp_path / "other", f"{arm}_seed100", scores={"c40": rows, "c23": rows})
+    module.pack(tmp_path / "other", tmp_path / "other.csv.gz", ["method", "c40"])
+    with pytest.raises(ValueError, match="do not hold the same c40 test frames"):
+        module.change(tmp_path / "other.csv.gz", tmp_path / "64.csv.gz", ["method", "c40"])
+
+
 def test_validation_tabulates_the_finished_runs_validation_auc_at_their_chosen_epoch(tmp_path):
     rng = np.random.default_rng(2)
     for seed, (c40, c23, epoch) in {100: (0.6, 0.7, 3), 101: (0.8, 0.5, 2), 102: (0.7, 0.9, 2)}.items():

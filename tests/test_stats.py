@@ -82,3 +82,41 @@ def test_two_way_draws_match_the_exact_distribution():
     assert draws.std() == pytest.approx(exact.std(), rel=0.03)
     for value in np.unique(exact):  # each outcome's probability
         assert np.mean(np.isclose(draws, value)) == pytest.approx(np.mean(np.isclose(exact, value)), abs=0.01)
+
+
+def test_a_difference_is_the_contrast_one_minus_one():
+    rng = np.random.default_rng(6)
+    labels, units = np.r_[np.zeros(10), np.ones(10)], np.repeat(np.arange(10), 2)
+    a, b = rng.normal(size=(3, 20)) + labels, rng.normal(size=(3, 20))
+    for options in ({}, {"paired": False}, {"resample": ("units",)}):
+        want = stats.bootstrap_difference(a, b, labels, units, replicates=300, seed=7, **options)
+        got = stats.bootstrap_contrast([a, b], [1, -1], labels, units, replicates=300, seed=7, **options)
+        assert (got == want).all()
+
+
+def test_a_difference_of_differences_matches_its_exact_distribution():
+    """Four groups of 2 seeds paired by seed, contrast (1, -1, -1, 1), 2 real and 2 fake videos of 2 frames:
+    the 64 equally likely (seed draw, real draw, fake draw) outcomes enumerated, against 40,000 replicates;
+    the estimate is the same contrast of sklearn's AUCs."""
+    rng = np.random.default_rng(8)
+    labels, units = np.array([0, 0, 0, 0, 1, 1, 1, 1]), np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    groups = [np.round(rng.uniform(size=(2, 8)) + shift * labels, 2) for shift in (0.6, 0.2, 0.3, 0.1)]
+    coefficients = [1, -1, -1, 1]
+    exact = []
+    for seeds, real, fake in itertools.product(itertools.product(range(2), repeat=2),
+                                               itertools.product((0, 1), repeat=2),
+                                               itertools.product((2, 3), repeat=2)):
+        weights = np.bincount([*real, *fake], minlength=4)[units]
+        exact.append(sum(c * np.mean([stats.weighted_auc(labels, g[s], weights) for s in seeds])
+                         for c, g in zip(coefficients, groups)))
+    exact = np.array(exact)
+    draws = stats.bootstrap_contrast(groups, coefficients, labels, units, replicates=40_000, seed=9)
+    assert draws.mean() == pytest.approx(exact.mean(), abs=0.006)
+    assert draws.std() == pytest.approx(exact.std(), rel=0.03)
+    for value in np.unique(exact):
+        assert np.mean(np.isclose(draws, value)) == pytest.approx(np.mean(np.isclose(exact, value)), abs=0.01)
+    got = stats.contrast_interval(groups, coefficients, labels, units, replicates=100)
+    want = sum(c * np.mean([roc_auc_score(labels, s) for s in g]) for c, g in zip(coefficients, groups))
+    assert got["estimate"] == pytest.approx(want, abs=1e-12)
+    with pytest.raises(ValueError, match="pairing needs"):
+        stats.bootstrap_contrast([groups[0], groups[1][:1]], [1, -1], labels, units)

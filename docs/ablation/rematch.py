@@ -1,11 +1,14 @@
 """The rematch's analysis (rematch.md): `select` picks each arm's setting from the tuning runs' validation AUC
 alone; `pack` keeps the test runs' test-frame scores in one committed file (the runs' folders do not outlive a
 session; the study spans several); `report` compares the arms on that file, with the two-way bootstrap of
-forensics/stats.py; `validation` tabulates the test runs' validation AUC at their chosen epoch (best.json).
+forensics/stats.py; `change` (added after step 3's result was seen) how a difference moved from one packed
+file to another; `validation` tabulates the test runs' validation AUC at their chosen epoch (best.json).
 
     python docs/ablation/rematch.py select RUNS/tune > docs/ablation/rematch_tuning.md
     python docs/ablation/rematch.py pack RUNS/test docs/ablation/rematch_scores_64.csv.gz --arms method c40 mixed
     python docs/ablation/rematch.py report docs/ablation/rematch_scores_64.csv.gz --arms method c40 mixed
+    python docs/ablation/rematch.py change docs/ablation/rematch_scores_128.csv.gz \
+        docs/ablation/rematch_scores_64.csv.gz --arms method c40
     python docs/ablation/rematch.py validation RUNS/test --arms method c40 mixed
 
 Run folders are experiments.py's (<variant>_seed<N>); the tuning variants are named <arm>_<L> with the arm
@@ -236,6 +239,43 @@ def report(path, arms, seeds=None, level=stats.LEVEL):
     return "\n".join(lines)
 
 
+def change(path, base_path, arms, seeds=None, level=stats.LEVEL):
+    """How arm_a minus arm_b changed from base_path's runs to path's (step 3: 64 px to 128 px), on the seeds
+    both files have at every arm, paired by seed (a seed number starts both sizes from the same draws), one
+    test-video draw for every run in a replicate: the seed-only t interval and p of the per-seed change and
+    the two-way bootstrap of stats.contrast_interval. Added to the analysis after step 3's result was seen
+    (rematch.md says so)."""
+    arm_a, arm_b = arms
+    runs, base = read_packed(path), read_packed(base_path)
+    both = sorted(s for (v, s) in runs if v == arm_a and all((arm, s) in r for arm in arms for r in (runs, base)))
+    seeds = [s for s in both if seeds is None or s in seeds]
+    lines = []
+    for compression in COMPRESSIONS:
+        tables = [r[arm, s] for r in (runs, base) for arm in arms for s in seeds]
+        if len({frozenset(k for k in t if k[0] == compression) for t in tables}) > 1:
+            raise ValueError(f"{path} and {base_path} do not hold the same {compression} test frames: the change "
+                             "needs one test set")
+        labels, videos, scores = score_matrix(tables, compression)
+        lines += [f"## change in {arm_a} minus {arm_b} from {base_path.name} to {path.name}, tested at "
+                  f"{compression} ({len(seeds)} seeds: {seeds[0]} to {seeds[-1]})", "",
+                  f"| AUC | {base_path.name} | {path.name} | change | seeds only: t interval, p "
+                  "| two-way bootstrap, paired |", "|---|---|---|---|---|---|"]
+        for unit, (lab, units, sc) in (("frame", (labels, videos, scores)),
+                                       ("video", video_matrix(labels, videos, scores))):
+            groups = np.split(sc, 4)  # path's a, b, then base's a, b
+            ones = np.ones(sc.shape[1])
+            aucs = [[stats.weighted_auc(lab, s, ones) for s in g] for g in groups]
+            now, before = ([x - y for x, y in zip(aucs[i], aucs[i + 1])] for i in (0, 2))
+            seed_only = stats.paired(now, before, MARGIN, level)
+            boot = stats.contrast_interval(groups, [1, -1, -1, 1], lab, units, level=level,
+                                           replicates=REPLICATES, seed=0)
+            lines.append(f"| {unit} | {statistics.mean(before):+.3f} | {statistics.mean(now):+.3f} "
+                         f"| {boot['estimate']:+.3f} | {_ci(seed_only['ci'])}, p {seed_only['p']:.3f} "
+                         f"| {_ci(boot['ci'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def validation(root, arms, seeds=None, level=stats.LEVEL):
     """Per arm, the finished runs' c40 and c23 validation AUC at the epoch each run chose (best.json), and how
     often each epoch was chosen: the check that the test seeds train as the tuning seeds did."""
@@ -268,19 +308,26 @@ def main(argv=None):
     k.add_argument("packed", type=Path, help="the packed scores (.csv.gz), created or added to")
     r = sub.add_parser("report")
     r.add_argument("packed", type=Path)
+    c = sub.add_parser("change")
+    c.add_argument("packed", type=Path)
+    c.add_argument("base", type=Path, help="the packed scores the change is measured from")
     v = sub.add_parser("validation")
     v.add_argument("root", type=Path, help="experiments.py's --out of the test runs")
-    for q in (r, v):
+    for q in (r, c, v):
         q.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: every seed there is)")
-    for q in (k, r, v):
+    for q in (k, r, c, v):
         q.add_argument("--arms", nargs="+", default=["method", "c40", "mixed"],
                        help="variant names: the first minus each of the others")
     args = p.parse_args(argv)
+    if args.command == "change" and len(args.arms) != 2:
+        p.error("change takes two --arms: the change in the first minus the second")
     if args.command == "select":
         print(select(args.root), end="")
     elif args.command == "pack":
         added = pack(args.root, args.packed, args.arms)
         print(f"{args.packed}: added {len(added)} runs" + (f" ({', '.join(added)})" if added else ""))
+    elif args.command == "change":
+        print(change(args.packed, args.base, args.arms, args.seeds), end="")
     elif args.command == "validation":
         print(validation(args.root, args.arms, args.seeds), end="")
     else:
