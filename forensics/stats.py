@@ -1,9 +1,10 @@
 """Statistics over seeds: a variant's mean with its Student-t interval, the paired difference of two variants
 run with the same seeds (interval and two-sided paired t-test), and the one-sided tests of that difference
 against a margin (no loss, and equivalence by TOST); and a two-way bootstrap of the difference between two
-arms' AUCs that draws both the seeds and the test set's videos, for intervals that cover the test set's
-sampling too. The summaries take plain lists of numbers and return plain floats (or None where one value
-cannot say it), so the results go straight into JSON or CSV."""
+arms' AUCs (or any contrast of several arms', such as a difference of differences) that draws both the
+seeds and the test set's videos, for intervals that cover the test set's sampling too. The summaries take
+plain lists of numbers and return plain floats (or None where one value cannot say it), so the results go
+straight into JSON or CSV."""
 import math
 import statistics
 
@@ -100,6 +101,14 @@ def weighted_auc(labels, scores, weights):
     return float(auc[0]) if weights.ndim == 1 else auc
 
 
+def run_aucs(labels, scores, weights=None):
+    """weighted_auc of each run (row) of scores: a list of floats, or with (replicates, n_items) weights a
+    (replicates, runs) array."""
+    weights = np.ones(np.shape(scores)[1]) if weights is None else weights
+    aucs = [weighted_auc(labels, s, weights) for s in scores]
+    return aucs if np.ndim(weights) == 1 else np.stack(aucs, axis=1)
+
+
 def _unit_draws(units, labels, replicates, rng):
     """(replicates, n_items) weights: each replicate draws the units (e.g. test videos) with replacement,
     positives and negatives apart so that every draw keeps both classes in their numbers; an item counts as
@@ -135,19 +144,15 @@ def bootstrap_contrast(groups, coefficients, labels, units, replicates=10_000, s
     for first in range(0, replicates, chunk):
         n = min(chunk, replicates - first)
         weights = _unit_draws(units, labels, n, rng) if "units" in resample else whole
-        rows, total = np.arange(n)[:, None], np.zeros(n)
-        picks = []
-        for coefficient, g in zip(coefficients, groups):
-            auc = np.broadcast_to(np.stack([weighted_auc(labels, s, weights) for s in g], axis=1), (n, len(g)))
-            if "seeds" not in resample:
-                pick = np.broadcast_to(np.arange(len(g)), (n, len(g)))
-            elif paired and picks:
-                pick = picks[0]
-            else:
-                pick = rng.integers(0, len(g), size=(n, len(g)))
-            picks.append(pick)
-            total = total + coefficient * auc[rows, pick].mean(axis=1)
-        out[first:first + n] = total
+        if "seeds" not in resample:
+            picks = [np.broadcast_to(np.arange(len(g)), (n, len(g))) for g in groups]
+        elif paired:
+            picks = [rng.integers(0, len(groups[0]), size=(n, len(groups[0])))] * len(groups)
+        else:
+            picks = [rng.integers(0, len(g), size=(n, len(g))) for g in groups]
+        rows = np.arange(n)[:, None]
+        aucs = [np.broadcast_to(run_aucs(labels, g, weights), (n, len(g))) for g in groups]
+        out[first:first + n] = sum(c * auc[rows, pick].mean(axis=1) for c, auc, pick in zip(coefficients, aucs, picks))
     return out
 
 
@@ -161,8 +166,7 @@ def contrast_interval(groups, coefficients, labels, units, level=LEVEL, **option
     """The estimate (the contrast of the groups' mean AUCs on the whole test set), the percentile interval and
     SD of bootstrap_contrast's replicates (options go to it), as plain floats."""
     groups = [np.atleast_2d(np.asarray(g, float)) for g in groups]
-    ones = np.ones(groups[0].shape[1])
-    estimate = sum(c * np.mean([weighted_auc(labels, s, ones) for s in g]) for c, g in zip(coefficients, groups))
+    estimate = sum(c * np.mean(run_aucs(labels, g)) for c, g in zip(coefficients, groups))
     replicates = bootstrap_contrast(groups, coefficients, labels, units, **options)
     low, high = np.percentile(replicates, [50 * (1 - level), 50 * (1 + level)])
     return {"estimate": float(estimate), "ci": [float(low), float(high)], "sd": float(replicates.std(ddof=1)),

@@ -181,9 +181,7 @@ def compare(runs, arm_a, arm_b, compression, level, seeds=None):
     for unit, (lab, units, sc) in (("frame", (labels, videos, scores)),
                                    ("video", video_matrix(labels, videos, scores))):
         a, b = sc[:len(seeds)], sc[len(seeds):]
-        ones = np.ones(a.shape[1])
-        auc_a = [stats.weighted_auc(lab, s, ones) for s in a]
-        auc_b = [stats.weighted_auc(lab, s, ones) for s in b]
+        auc_a, auc_b = stats.run_aucs(lab, a), stats.run_aucs(lab, b)
         seed_only = stats.paired(auc_a, auc_b, MARGIN, level)
         boot = {name: stats.bootstrap_interval(a, b, lab, units, level=level, replicates=REPLICATES, seed=0,
                                                **options)
@@ -263,8 +261,7 @@ def change(path, base_path, arms, seeds=None, level=stats.LEVEL):
         for unit, (lab, units, sc) in (("frame", (labels, videos, scores)),
                                        ("video", video_matrix(labels, videos, scores))):
             groups = np.split(sc, 4)  # path's a, b, then base's a, b
-            ones = np.ones(sc.shape[1])
-            aucs = [[stats.weighted_auc(lab, s, ones) for s in g] for g in groups]
+            aucs = [stats.run_aucs(lab, g) for g in groups]
             now, before = ([x - y for x, y in zip(aucs[i], aucs[i + 1])] for i in (0, 2))
             seed_only = stats.paired(now, before, MARGIN, level)
             boot = stats.contrast_interval(groups, [1, -1, -1, 1], lab, units, level=level,
